@@ -1,0 +1,23 @@
+"""Small helpers shared by the CLI modules: one error style, one console."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print one clear line on stderr and exit non-zero."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def print_json_last(obj: Any) -> None:
+    """`--json` output: one JSON object on the last line of standard output."""
+    print(json.dumps(obj, ensure_ascii=False))

@@ -1,0 +1,91 @@
+"""umi.format — the one owner of the α-UMi wire format.
+
+Every prompt umi shows a model and every parse of what a model writes goes through these functions: training rows,
+agent prompts and static-evaluation prompts are the same bytes because they come from the same code.
+"""
+
+from umi.format.docs import render_docs, render_tool_line, render_tool_names, to_tool_doc, tool_names
+from umi.format.history import (
+    backbone_turn_text,
+    render_turn,
+    serialize_backbone_history,
+    serialize_history,
+    strip_marker,
+)
+from umi.format.parse import (
+    BackboneOutput,
+    CallerOutput,
+    PlannerOutput,
+    StepText,
+    clean_generation,
+    parse_action,
+    parse_arguments,
+    parse_backbone,
+    parse_caller,
+    parse_planner,
+    parse_step_text,
+    step_text,
+)
+from umi.format.prompts import (
+    backbone_prompt,
+    caller_prompt,
+    caller_text,
+    planner_prompt,
+    planner_text,
+    summarizer_prompt,
+)
+from umi.format.templates import (
+    BACKBONE_CUE,
+    CALLER_CUE,
+    END_OF_TURN,
+    NEXT_CALLER,
+    NEXT_CONCLUSION,
+    NEXT_GIVE_UP,
+    PLANNER_CUE,
+    SUMMARIZER_CUE,
+    TEMPLATES,
+    TRAIN_SYSTEM_PREFIX,
+    templates_for,
+)
+
+__all__ = [
+    "BACKBONE_CUE",
+    "CALLER_CUE",
+    "END_OF_TURN",
+    "NEXT_CALLER",
+    "NEXT_CONCLUSION",
+    "NEXT_GIVE_UP",
+    "PLANNER_CUE",
+    "SUMMARIZER_CUE",
+    "TEMPLATES",
+    "TRAIN_SYSTEM_PREFIX",
+    "BackboneOutput",
+    "CallerOutput",
+    "PlannerOutput",
+    "StepText",
+    "backbone_prompt",
+    "backbone_turn_text",
+    "caller_prompt",
+    "caller_text",
+    "clean_generation",
+    "parse_action",
+    "parse_arguments",
+    "parse_backbone",
+    "parse_caller",
+    "parse_planner",
+    "parse_step_text",
+    "planner_prompt",
+    "planner_text",
+    "render_docs",
+    "render_tool_line",
+    "render_tool_names",
+    "render_turn",
+    "serialize_backbone_history",
+    "serialize_history",
+    "step_text",
+    "strip_marker",
+    "summarizer_prompt",
+    "templates_for",
+    "to_tool_doc",
+    "tool_names",
+]

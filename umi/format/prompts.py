@@ -1,0 +1,72 @@
+"""Prompt builders: template + tool documents + history + role cue. The only place prompts are assembled."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from umi.format.docs import ToolLike, render_docs, render_tool_names
+from umi.format.history import TurnLike, serialize_backbone_history, serialize_history
+from umi.format.templates import (
+    BACKBONE_CUE,
+    CALLER_CUE,
+    NEXT_CALLER,
+    NEXT_CONCLUSION,
+    NEXT_GIVE_UP,
+    PLANNER_CUE,
+    SUMMARIZER_CUE,
+    templates_for,
+)
+
+
+def planner_prompt(tools: Sequence[ToolLike], history: Sequence[TurnLike], *, family: str = "toolbench") -> str:
+    """What the planner sees: tool docs and the whole history, then ` assistant: `."""
+    t = templates_for(family)
+    return t.planner.format(doc=render_docs(tools), history=serialize_history(history)) + PLANNER_CUE
+
+
+def caller_prompt(
+    tools: Sequence[ToolLike], history: Sequence[TurnLike], thought: str, *, family: str = "toolbench"
+) -> str:
+    """What the caller sees. `history` already ends with the planner turn whose text is `thought`."""
+    t = templates_for(family)
+    body = t.caller.format(
+        doc=render_docs(tools),
+        history=serialize_history(history),
+        thought=thought,
+        tool_names=render_tool_names(tools),
+    )
+    return body + CALLER_CUE
+
+
+def summarizer_prompt(history: Sequence[TurnLike], *, family: str = "toolbench") -> str:
+    """What the summarizer sees: the history alone (ending with `assistant: … Next: conclusion.</s>`)."""
+    t = templates_for(family)
+    return t.summarizer.format(history=serialize_history(history)) + SUMMARIZER_CUE
+
+
+def backbone_prompt(tools: Sequence[ToolLike], history: Sequence[TurnLike], *, family: str = "toolbench") -> str:
+    """What the single-LLM backbone sees; `history` is in the stage-2 layout and is merged here."""
+    t = templates_for(family)
+    body = t.backbone.format(
+        doc=render_docs(tools),
+        history=serialize_backbone_history(history),
+        tool_names=render_tool_names(tools),
+    )
+    return body + BACKBONE_CUE
+
+
+_MARKERS = {"caller": NEXT_CALLER, "conclusion": NEXT_CONCLUSION, "give up": NEXT_GIVE_UP}
+
+
+def planner_text(thought: str | None, route: str) -> str:
+    """A planner turn as the released data writes it: `<thought>\\n Next: caller.`.
+
+    A missing thought (ChatGPT's `content: null`) gives just ` Next: caller.`.
+    """
+    marker = _MARKERS[route]
+    return (thought or "") + "\n " + marker if thought else " " + marker
+
+
+def caller_text(action: str, action_input: str) -> str:
+    """The caller's text: `Action: <name>\\nAction Input: <args>`."""
+    return f"Action: {action}\nAction Input: {action_input}"

@@ -1,0 +1,6 @@
+"""umi.models — engines (transformers, llama.cpp, OpenAI-compatible HTTP) and role bindings."""
+
+from umi.models.base import Completion, CostLedger, Engine, EngineError, GenerationParams
+from umi.models.scripted import ScriptedEngine
+
+__all__ = ["Completion", "CostLedger", "Engine", "EngineError", "GenerationParams", "ScriptedEngine"]

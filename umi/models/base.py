@@ -1,0 +1,63 @@
+"""The one interface every engine implements: complete a batch of raw prompts, report what it cost.
+
+Engines know nothing of α-UMi: they never build a prompt. Roles (planner, caller, summarizer, backbone) are
+*bindings* of an engine plus an optional adapter name, made by `umi.models.roles`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """How to generate. Greedy by default (temperature 0) so evaluation is repeatable; `seed` when sampling."""
+
+    max_new_tokens: int = 512
+    stop: tuple[str, ...] = ("</s>",)
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One generated text and its cost. `text` excludes the stop string that ended it."""
+
+    text: str
+    prompt_tokens: int
+    new_tokens: int
+    seconds: float
+    finish_reason: str = "stop"  # "stop" (stop string / EOS) or "length"
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """Text completion over raw prompts. `adapter` selects a LoRA adapter (or served model name) per call."""
+
+    name: str
+
+    def complete(
+        self, prompts: Sequence[str], params: GenerationParams, *, adapter: str | None = None
+    ) -> list[Completion]: ...
+
+
+class EngineError(RuntimeError):
+    """An engine could not load or answer. The message names the engine, the model and the fix."""
+
+
+@dataclass
+class CostLedger:
+    """Per-role running totals of prompt tokens, generated tokens, seconds and calls."""
+
+    totals: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def add(self, role: str, completions: Sequence[Completion]) -> None:
+        t = self.totals.setdefault(role, {"calls": 0, "prompt_tokens": 0, "new_tokens": 0, "seconds": 0.0})
+        for c in completions:
+            t["calls"] += 1
+            t["prompt_tokens"] += c.prompt_tokens
+            t["new_tokens"] += c.new_tokens
+            t["seconds"] += c.seconds
