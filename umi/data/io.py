@@ -58,7 +58,9 @@ def _explain(exc: ValidationError) -> str:
 def validate_trajectory(raw: Any, path: str | Path, index: int) -> Trajectory:
     """One trajectory record, or a `DataError` that says what is wrong with it."""
     if not isinstance(raw, dict):
-        raise DataError(path, f"expected an object with tools/instruction/conversations, got {type(raw).__name__}", index)
+        raise DataError(
+            path, f"expected an object with tools/instruction/conversations, got {type(raw).__name__}", index
+        )
     try:
         traj = Trajectory.model_validate(raw)
     except ValidationError as exc:

@@ -119,7 +119,12 @@ def build_rows(
                 continue
             # Stage 2: the planner.
             sets.planner.append(
-                Row(tools=tools, history=history, input=planner_prompt(traj.tools, conv[:i], family=family), target=thought)
+                Row(
+                    tools=tools,
+                    history=history,
+                    input=planner_prompt(traj.tools, conv[:i], family=family),
+                    target=thought,
+                )
             )
             if role == "caller" and following is not None:
                 sets.caller.append(
@@ -166,7 +171,9 @@ def iter_steps(trajectories: Sequence[Trajectory]) -> list[Step]:
                     planner=turn.value,
                     route=route,  # type: ignore[arg-type]
                     action=nxt.value if route == "caller" and nxt is not None and nxt.role == "caller" else None,
-                    answer=nxt.value if route == "conclusion" and nxt is not None and nxt.role == "conclusion" else None,
+                    answer=nxt.value
+                    if route == "conclusion" and nxt is not None and nxt.role == "conclusion"
+                    else None,
                 )
             )
             s_idx += 1

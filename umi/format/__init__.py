@@ -7,6 +7,7 @@ agent prompts and static-evaluation prompts are the same bytes because they come
 from umi.format.docs import render_docs, render_tool_line, render_tool_names, to_tool_doc, tool_names
 from umi.format.history import (
     backbone_turn_text,
+    render_observation,
     render_turn,
     serialize_backbone_history,
     serialize_history,
@@ -79,6 +80,7 @@ __all__ = [
     "render_docs",
     "render_tool_line",
     "render_tool_names",
+    "render_observation",
     "render_turn",
     "serialize_backbone_history",
     "serialize_history",

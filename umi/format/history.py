@@ -67,7 +67,7 @@ def to_backbone_turns(turns: Sequence[TurnLike]) -> list[tuple[str, str]]:
             nxt = items[i + 1] if i + 1 < len(items) else None
             following = {"from": nxt[0], "value": nxt[1]} if nxt and nxt[0] in ("caller", "conclusion") else None
             out.append(("assistant", backbone_turn_text(value, following)))
-            pending = nxt[0] if following else None
+            pending = nxt[0] if following and nxt else None
         elif role in ("caller", "conclusion") and pending == role:
             pending = None  # merged into the assistant turn before it
         else:

@@ -112,7 +112,9 @@ def parse_caller(text: str) -> CallerOutput:
     arguments, why = parse_arguments(action_input)
     if why:
         problems.append(why)
-    return CallerOutput(action=action or None, action_input=action_input, arguments=arguments, raw=raw, problems=problems)
+    return CallerOutput(
+        action=action or None, action_input=action_input, arguments=arguments, raw=raw, problems=problems
+    )
 
 
 BackboneKind = Literal["call", "conclusion", "give up", "none"]
@@ -194,4 +196,8 @@ def parse_step_text(text: str) -> StepText:
     parts = text.split(END_OF_TURN)
     seg = parts[1] if len(parts) > 1 else ""
     action, action_input = parse_action(seg)
-    return StepText(plan="call", action=action if action is not None else "none", action_input=action_input if action_input is not None else "{}")
+    return StepText(
+        plan="call",
+        action=action if action is not None else "none",
+        action_input=action_input if action_input is not None else "{}",
+    )

@@ -31,7 +31,9 @@ _TOOLBENCH_PLANNER = (
     "Answer with a following format:\n"
     "The thought of the next step, followed by Next: caller or conclusion or give up."
 )
-_TOOLALPACA_PLANNER = _TOOLBENCH_PLANNER.replace("Next: caller or conclusion or give up.", "Next: caller or conclusion.")
+_TOOLALPACA_PLANNER = _TOOLBENCH_PLANNER.replace(
+    "Next: caller or conclusion or give up.", "Next: caller or conclusion."
+)
 
 _CALLER = (
     "You have assess to the following apis:\n{doc}\nThe conversation history is:\n{history}\n"
