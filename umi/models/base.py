@@ -13,10 +13,14 @@ from typing import Protocol, runtime_checkable
 
 @dataclass(frozen=True)
 class GenerationParams:
-    """How to generate. Greedy by default (temperature 0) so evaluation is repeatable; `seed` when sampling."""
+    """How to generate. Greedy by default (temperature 0) so evaluation is repeatable; `seed` when sampling.
+
+    `stop` is empty here because engines know no wire format: callers pass the role's stop strings
+    (`umi.format.END_OF_TURN` for every α-UMi role). Engines also stop at the tokenizer's end-of-sequence token.
+    """
 
     max_new_tokens: int = 512
-    stop: tuple[str, ...] = ("</s>",)
+    stop: tuple[str, ...] = ()
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
