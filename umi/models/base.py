@@ -35,6 +35,8 @@ class Completion:
     new_tokens: int
     seconds: float
     finish_reason: str = "stop"  # "stop" (stop string / EOS) or "length"
+    #: Prompt tokens served from a prefix cache instead of being prefilled again (0 where unknown).
+    cached_tokens: int = 0
 
 
 @runtime_checkable

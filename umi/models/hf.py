@@ -1,0 +1,218 @@
+"""The transformers (PyTorch) engine: a hub id, a local folder or a GGUF file, with PEFT LoRA adapters per role.
+
+Several adapters sit on one base model (`PeftModel.load_adapter`), and each call activates its role's adapter
+(`set_adapter`) or runs the bare base with adapters disabled, so three roles cost one base model of memory.
+Batches are left-padded. fp32 on CPU (bf16 matrix products run ~300x slower on this CPU), bf16 on CUDA devices
+that support it. A GGUF file is dequantized once and cached as safetensors, so later loads take about a second.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from umi.models.base import Completion, EngineError, GenerationParams
+from umi.models.embedded import EMBEDDED, GEMMA, cache_root, resolve_gguf
+
+
+def dequantized_dir(gguf: Path) -> Path:
+    """Dequantize a GGUF to an fp32 safetensors folder with its tokenizer, once (the folder is the cache)."""
+    out = cache_root() / ("dequant-" + gguf.stem.lower())
+    if (out / "config.json").exists() and any(out.glob("*.safetensors")):
+        return out
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    model.hf_quantizer = None  # type: ignore[assignment]  # plain fp32 tensors now; only the GGUF marker blocks save_pretrained
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = out.with_name(out.name + f".tmp{time.time_ns()}")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if not out.exists():
+        tmp.replace(out)
+    return out
+
+
+def resolve_model_dir(model: str) -> str:
+    """What `from_pretrained` accepts: GGUFs (and the `embedded` / `gemma3-270m` aliases) go through the cache."""
+    if model in (EMBEDDED, GEMMA) or model.endswith(".gguf"):
+        return str(dequantized_dir(resolve_gguf(model)))
+    return model
+
+
+class TransformersEngine:
+    """Batched greedy/sampled generation with transformers, optional LoRA adapters switched per call."""
+
+    def __init__(
+        self,
+        model: str = EMBEDDED,
+        *,
+        adapters: Mapping[str, str | Path] | None = None,
+        device: str | None = None,
+        dtype: str = "auto",
+        max_input_tokens: int | None = None,
+        role: str = "",
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.name = "transformers"
+        self.role = role
+        self.max_input_tokens = max_input_tokens
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if dtype == "auto":
+            use_bf16 = self.device.startswith("cuda") and torch.cuda.is_bf16_supported()
+            torch_dtype = torch.bfloat16 if use_bf16 else torch.float32
+        else:
+            torch_dtype = getattr(torch, dtype)
+        start = time.perf_counter()
+        source = resolve_model_dir(model)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(source)
+            base = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
+        except OSError as exc:
+            raise EngineError(
+                f"role {role!r}, engine transformers: cannot load model {model!r} ({str(exc).splitlines()[0]}); "
+                "give a local folder, a .gguf file, `embedded`, or a hub id on a machine that reaches the hub"
+            ) from None
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model: Any = base
+        self.adapters: list[str] = []
+        for name, path in (adapters or {}).items():
+            self.add_adapter(name, path)
+        self.model.to(self.device)  # type: ignore[arg-type]
+        self.model.eval()
+        self.model_name = model
+        self.load_seconds = time.perf_counter() - start
+
+    def add_adapter(self, name: str, path: str | Path) -> None:
+        """Load a PEFT LoRA adapter beside the others on the same base."""
+        from peft import PeftModel
+
+        p = Path(path).expanduser()
+        if not (p / "adapter_config.json").exists():
+            raise EngineError(
+                f"role {self.role or name!r}, engine transformers: {p} is not a PEFT adapter folder "
+                "(no adapter_config.json); point the role at the adapter `umi train` wrote"
+            )
+        if isinstance(self.model, PeftModel):
+            self.model.load_adapter(str(p), adapter_name=name)
+        else:
+            self.model = PeftModel.from_pretrained(self.model, str(p), adapter_name=name)
+        self.model.to(getattr(self, "device", "cpu"))
+        self.model.eval()
+        self.adapters.append(name)
+
+    def base_model(self) -> Any:
+        """The single base model object every adapter shares."""
+        from peft import PeftModel
+
+        return self.model.get_base_model() if isinstance(self.model, PeftModel) else self.model
+
+    def _generate(self, batch: list[str], params: GenerationParams) -> list[Completion]:
+        import torch
+
+        enc = self.tokenizer(
+            batch,
+            return_tensors="pt",
+            padding=True,
+            truncation=self.max_input_tokens is not None,
+            max_length=self.max_input_tokens,
+        )
+        enc = {k: v.to(self.device) for k, v in enc.items()}
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": params.max_new_tokens,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "eos_token_id": self.tokenizer.eos_token_id,
+        }
+        if params.temperature > 0:
+            if params.seed is not None:
+                torch.manual_seed(params.seed)
+            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if params.stop:
+            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = self.model.generate(**enc, **kwargs)
+        seconds = time.perf_counter() - start
+        width = enc["input_ids"].shape[1]
+        results: list[Completion] = []
+        for i in range(len(batch)):
+            new_ids = out[i, width:]
+            new_ids = (
+                new_ids[new_ids != self.tokenizer.pad_token_id] if self.tokenizer.pad_token_id is not None else new_ids
+            )
+            text = str(self.tokenizer.decode(new_ids, skip_special_tokens=True))
+            finish = "length" if len(new_ids) >= params.max_new_tokens else "stop"
+            for s in params.stop:
+                idx = text.find(s)
+                if idx >= 0:
+                    text, finish = text[:idx], "stop"
+            results.append(
+                Completion(
+                    text=text,
+                    prompt_tokens=int(enc["attention_mask"][i].sum()),
+                    new_tokens=len(new_ids),
+                    seconds=seconds / len(batch),
+                    finish_reason=finish,
+                )
+            )
+        return results
+
+    def complete(
+        self, prompts: Sequence[str], params: GenerationParams, *, adapter: str | None = None, batch_size: int = 8
+    ) -> list[Completion]:
+        from peft import PeftModel
+
+        if adapter is not None and adapter not in self.adapters:
+            raise EngineError(
+                f"role {self.role!r}, engine transformers: adapter {adapter!r} is not loaded (loaded: {self.adapters})"
+            )
+        out: list[Completion] = []
+        for i in range(0, len(prompts), batch_size):
+            batch = list(prompts[i : i + batch_size])
+            if isinstance(self.model, PeftModel):
+                if adapter is None:
+                    with self.model.disable_adapter():
+                        out += self._generate(batch, params)
+                    continue
+                self.model.set_adapter(adapter)
+            out += self._generate(batch, params)
+        return out
+
+
+def merged_base(base: str, adapters: Sequence[str]) -> Path:
+    """`base` with LoRA adapters merged in, in order, cached by content so it is built once.
+
+    Packaged GLPFT roles ship stage 1 as a small adapter instead of a full merged model; this rebuilds the
+    stage-1 model they sit on.
+    """
+    import hashlib
+
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    key = hashlib.sha256("|".join([base, *[str(Path(a).resolve()) for a in adapters]]).encode()).hexdigest()[:16]
+    out = cache_root() / f"merged-{key}"
+    if (out / "config.json").exists():
+        return out
+    source = resolve_model_dir(base)
+    model: Any = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    for adapter in adapters:
+        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    tmp = out.with_name(out.name + f".tmp{time.time_ns()}")
+    model.save_pretrained(tmp)
+    AutoTokenizer.from_pretrained(source).save_pretrained(tmp)
+    if not out.exists():
+        tmp.replace(out)
+    return out

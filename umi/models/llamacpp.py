@@ -1,0 +1,140 @@
+"""The llama.cpp engine, in process, through `xllamacpp`: GGUF models, the fast path on CPU.
+
+Why xllamacpp and not llama-cpp-python: it ships a prebuilt CPU wheel (installs in seconds, MIT) that embeds
+llama.cpp's own server — continuous batching over slots, prompt caching (`cache_prompt`: a request whose prompt
+extends the slot's previous prompt only prefills the new suffix, which is exactly a growing agent history),
+per-request LoRA scales, and grammar / JSON-schema constrained output. llama-cpp-python builds llama.cpp from
+source (about 8 minutes on 2 cores) and re-implements the server in Python.
+
+LoRA adapters must be GGUF files. Convert a PEFT adapter (what `umi train` writes) with llama.cpp's
+`convert_lora_to_gguf.py --base <base model dir> <adapter dir> --outfile role.gguf`, then bind the role with
+`adapter = "role"` and `loras = {role = "role.gguf"}` in the role configuration. All adapters load once beside the
+base; each request enables only its own (scale 1) and disables the rest, so three roles cost one base model.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from umi.models.base import Completion, EngineError, GenerationParams
+from umi.models.embedded import resolve_gguf
+
+
+class LlamaCppEngine:
+    """Completion over raw prompts with an in-process llama.cpp server (no HTTP hop: `handle_completions`)."""
+
+    def __init__(
+        self,
+        model: str | Path = "embedded",
+        *,
+        n_ctx: int = 8192,
+        n_threads: int | None = None,
+        n_parallel: int = 1,
+        loras: Mapping[str, str | Path] | None = None,
+        cache_prompt: bool = True,
+        verbosity: int = 0,
+        role: str = "",
+    ) -> None:
+        import os
+
+        import xllamacpp
+
+        self.name = "llama.cpp"
+        self.role = role
+        self.model_path = resolve_gguf(str(model))
+        self.cache_prompt = cache_prompt
+        self._lora_ids: dict[str, int] = {}
+        params = xllamacpp.CommonParams()
+        params.model.path = str(self.model_path)
+        params.n_ctx = n_ctx * n_parallel
+        params.n_parallel = n_parallel
+        params.cpuparams.n_threads = n_threads or min(4, os.cpu_count() or 1)
+        params.cpuparams_batch.n_threads = params.cpuparams.n_threads
+        params.warmup = False
+        params.verbosity = verbosity
+        params.cache_prompt = cache_prompt
+        adapters = []
+        for i, (name, path) in enumerate((loras or {}).items()):
+            p = Path(path).expanduser()
+            if not p.exists():
+                raise EngineError(
+                    f"role {role or name!r}, engine llama.cpp: LoRA adapter {p} not found; convert the PEFT adapter "
+                    "with convert_lora_to_gguf.py and point `loras` at the .gguf"
+                )
+            info = xllamacpp.CommonAdapterLoraInfo()
+            info.path = str(p)
+            info.scale = 0.0
+            adapters.append(info)
+            self._lora_ids[name] = i
+        if adapters:
+            params.lora_adapters = adapters
+            params.lora_init_without_apply = True
+        start = time.perf_counter()
+        try:
+            self._server = xllamacpp.Server(params)
+        except Exception as exc:  # the binding raises plain RuntimeError/ValueError
+            raise EngineError(f"role {role!r}, engine llama.cpp: could not load {self.model_path}: {exc}") from exc
+        self.load_seconds = time.perf_counter() - start
+
+    def _lora_field(self, adapter: str | None) -> list[dict[str, Any]] | None:
+        if not self._lora_ids:
+            if adapter is not None:
+                raise EngineError(
+                    f"role {self.role!r}, engine llama.cpp: adapter {adapter!r} requested but no `loras` are loaded; "
+                    "add it to the role configuration"
+                )
+            return None
+        if adapter is not None and adapter not in self._lora_ids:
+            raise EngineError(
+                f"role {self.role!r}, engine llama.cpp: unknown adapter {adapter!r}; loaded: {sorted(self._lora_ids)}"
+            )
+        return [{"id": i, "scale": 1.0 if name == adapter else 0.0} for name, i in self._lora_ids.items()]
+
+    def complete(
+        self, prompts: Sequence[str], params: GenerationParams, *, adapter: str | None = None
+    ) -> list[Completion]:
+        lora = self._lora_field(adapter)
+        out: list[Completion] = []
+        for prompt in prompts:
+            request: dict[str, Any] = {
+                "prompt": prompt,
+                "max_tokens": params.max_new_tokens,
+                "temperature": params.temperature,
+                "top_p": params.top_p,
+                "stop": list(params.stop),
+                "cache_prompt": self.cache_prompt,
+            }
+            if params.temperature > 0 and params.seed is not None:
+                request["seed"] = params.seed
+            if lora is not None:
+                request["lora"] = lora
+            start = time.perf_counter()
+            result = self._server.handle_completions(request)
+            seconds = time.perf_counter() - start
+            if not isinstance(result, dict) or "choices" not in result:
+                raise EngineError(f"role {self.role!r}, engine llama.cpp: server error {result!r}")
+            choice = result["choices"][0]
+            usage = result.get("usage", {})
+            out.append(
+                Completion(
+                    text=choice.get("text", ""),
+                    prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                    new_tokens=int(usage.get("completion_tokens", 0)),
+                    seconds=seconds,
+                    finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
+                    cached_tokens=int(result.get("timings", {}).get("cache_n", 0)),
+                )
+            )
+        return out
+
+    def listening_address(self) -> str:
+        """The loopback HTTP address of the embedded server (an OpenAI-compatible llama.cpp server)."""
+        return str(self._server.listening_address)  # an attribute on xllamacpp.Server
+
+    def close(self) -> None:
+        server = getattr(self, "_server", None)
+        if server is not None:
+            del self._server
