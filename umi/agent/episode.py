@@ -1,0 +1,38 @@
+"""The result of one agent run: the answer, how it ended, what it did, and what it cost per role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from umi.schema import Turn
+from umi.tools.base import ToolCall
+
+Status = Literal["answered", "gave_up", "budget_exhausted", "error"]
+
+
+@dataclass
+class Episode:
+    query: str
+    status: Status = "budget_exhausted"
+    answer: str | None = None
+    reason: str = ""
+    steps: int = 0
+    calls: list[ToolCall] = field(default_factory=list)
+    history: list[Turn] = field(default_factory=list)
+    costs: dict[str, dict[str, float]] = field(default_factory=dict)
+    parse_issues: list[str] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return sum(c.get("seconds", 0.0) for c in self.costs.values())
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "status": self.status,
+            "answer": self.answer,
+            "reason": self.reason,
+            "steps": self.steps,
+            "calls": len(self.calls),
+            "costs": self.costs,
+        }

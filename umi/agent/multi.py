@@ -1,0 +1,296 @@
+"""The α-UMi loop: the planner thinks and routes, the caller turns the thought into a call, the tool answers, and
+the summarizer writes the final answer from the history alone.
+
+```python
+agent = MultiLLMAgent(roles, tools, executor, max_steps=8, trace_path="trace.jsonl")
+episode = agent.run("Find the most viewed landscape drawing tutorial")
+episode.status, episode.answer, episode.costs
+```
+
+Every prompt comes from `umi.format`, so the agent's history is byte-identical in layout to the training rows.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from umi.agent.budget import TokenCounter, approx_tokens, fit_history
+from umi.agent.episode import Episode
+from umi.agent.trace import EventHandler, TraceRecord, TraceWriter
+from umi.format import (
+    END_OF_TURN,
+    caller_prompt,
+    caller_text,
+    parse_caller,
+    parse_planner,
+    planner_prompt,
+    planner_text,
+    render_observation,
+    summarizer_prompt,
+    to_tool_doc,
+)
+from umi.models.base import Completion, CostLedger, GenerationParams
+from umi.models.roles import RoleBinding, Roles
+from umi.schema import ToolDoc, ToolSpec, Turn
+from umi.tools.base import DEFAULT_MAX_OBSERVATION, Executor, Observation, ToolCall
+
+
+def turn(role: str, value: str) -> Turn:
+    return Turn.model_validate({"from": role, "value": value})
+
+
+class AgentBase:
+    """What the multi-LLM and single-LLM agents share: tools, budgets, traces, cost accounting."""
+
+    def __init__(
+        self,
+        roles: Roles,
+        tools: Sequence[ToolSpec],
+        executor: Executor,
+        *,
+        max_steps: int = 8,
+        max_new_tokens: int = 512,
+        context_tokens: int | None = None,
+        count_tokens: TokenCounter = approx_tokens,
+        max_observation: int | None = DEFAULT_MAX_OBSERVATION,
+        trace_path: str | Path | None = None,
+        on_event: EventHandler | None = None,
+        repeat_limit: int = 2,
+    ) -> None:
+        self.roles = roles
+        self.tools = list(tools)
+        self.docs: list[ToolDoc] = [to_tool_doc(t) for t in self.tools]
+        self.names = {t.name for t in self.tools}
+        self.executor = executor
+        self.max_steps = max_steps
+        self.params = GenerationParams(max_new_tokens=max_new_tokens, stop=(END_OF_TURN,))
+        self.context_tokens = context_tokens
+        self.count_tokens = count_tokens
+        self.max_observation = max_observation
+        self.trace_path = trace_path
+        self.on_event = on_event
+        self.repeat_limit = repeat_limit
+
+    # -- shared helpers ---------------------------------------------------------------------------------------
+    def _generate(self, role: str, binding: RoleBinding, prompt: str, ledger: CostLedger) -> Completion:
+        completion = binding.complete([prompt], self.params)[0]
+        ledger.add(role, [completion])
+        return completion
+
+    def _record(
+        self,
+        trace: TraceWriter,
+        episode_id: str,
+        step: int,
+        role: str,
+        prompt: str,
+        c: Completion,
+        parsed: dict[str, Any],
+        error: str | None = None,
+    ) -> None:
+        trace.write(
+            TraceRecord(
+                episode=episode_id,
+                step=step,
+                role=role,
+                prompt=prompt,
+                output=c.text,
+                parsed=parsed,
+                error=error,
+                prompt_tokens=c.prompt_tokens,
+                new_tokens=c.new_tokens,
+                seconds=c.seconds,
+            )
+        )
+
+    def _execute(
+        self, trace: TraceWriter, episode_id: str, step: int, call: ToolCall, history: list[Turn], episode: Episode
+    ) -> Observation:
+        """Run a call (with the repeat guard) and append its observation to the history."""
+        repeats = sum(1 for c in episode.calls if c == call)
+        start = time.perf_counter()
+        if repeats >= self.repeat_limit:
+            obs = Observation(
+                error=f"this exact call to {call.name} was already made {repeats} times; "
+                "use another API or other arguments"
+            )
+        else:
+            try:
+                obs = self.executor.execute(call)
+            except Exception as exc:  # executors should not raise; if one does, the planner still gets to read it
+                obs = Observation(error=f"{call.name} failed: {type(exc).__name__}: {exc}")
+        episode.calls.append(call)
+        text = render_observation(obs.response, obs.error, max_chars=self.max_observation)
+        history.append(turn("observation", text))
+        trace.write(
+            TraceRecord(
+                episode=episode_id,
+                step=step,
+                role="tool",
+                tool_call={"name": call.name, "arguments": call.arguments},
+                observation=text,
+                error=obs.error or None,
+                seconds=time.perf_counter() - start,
+            )
+        )
+        return obs
+
+    def _fit(self, history: list[Turn], render: Any) -> list[Turn]:
+        fitted, _ = fit_history(history, render, self.context_tokens, self.count_tokens)
+        return fitted
+
+    def run(self, query: str, history: Sequence[Turn] | None = None) -> Episode:
+        """Solve `query` (appended as a user turn after `history`, for multi-turn tasks)."""
+        turns = [*(history or []), turn("user", query)]
+        return self.continue_from(turns, query=query)
+
+    def continue_from(self, history: Sequence[Turn], *, query: str = "") -> Episode:
+        episode = Episode(query=query or next((t.value for t in history if t.role == "user"), ""))
+        ledger = CostLedger()
+        trace = TraceWriter(self.trace_path, self.on_event)
+        episode_id = uuid.uuid4().hex[:12]
+        turns = list(history)
+        try:
+            self._loop(turns, episode, ledger, trace, episode_id)
+        except Exception as exc:
+            episode.status = "error"
+            episode.reason = f"{type(exc).__name__}: {exc}"
+            trace.write(TraceRecord(episode=episode_id, step=episode.steps, role="agent", error=episode.reason))
+        finally:
+            trace.close()
+        episode.history = turns
+        episode.costs = ledger.totals
+        return episode
+
+    def _loop(self, history: list[Turn], episode: Episode, ledger: CostLedger, trace: TraceWriter, eid: str) -> None:
+        raise NotImplementedError
+
+
+class MultiLLMAgent(AgentBase):
+    """Planner → caller (→ tool) or summarizer, until an answer, a give up, or the step budget."""
+
+    def __init__(
+        self,
+        roles: Roles,
+        tools: Sequence[ToolSpec],
+        executor: Executor,
+        *,
+        planner_retries: int = 2,
+        default_route: str = "caller",
+        caller_repairs: int = 1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(roles, tools, executor, **kwargs)
+        self.planner_retries = planner_retries
+        self.default_route = default_route
+        self.caller_repairs = caller_repairs
+
+    def _plan(
+        self, history: list[Turn], episode: Episode, ledger: CostLedger, trace: TraceWriter, eid: str, step: int
+    ) -> tuple[str, str]:
+        """The planner's (route, thought). Empty outputs are retried; a missing marker takes the default route."""
+        family = self.roles.family
+        prompt = planner_prompt(
+            self.docs, self._fit(history, lambda h: planner_prompt(self.docs, h, family=family)), family=family
+        )
+        for attempt in range(self.planner_retries + 1):
+            c = self._generate("planner", self.roles.get("planner"), prompt, ledger)
+            p = parse_planner(c.text)
+            self._record(
+                trace,
+                eid,
+                step,
+                "planner",
+                prompt,
+                c,
+                {"route": p.route, "has_marker": p.has_marker, "attempt": attempt},
+                None if p.has_marker else "no Next: marker",
+            )
+            if not p.empty:
+                break
+        if p.has_marker:
+            return p.route, p.thought
+        episode.parse_issues.append(f"step {step}: planner wrote no Next: marker; routed to {self.default_route}")
+        return self.default_route, planner_text(p.raw.strip() or None, self.default_route)
+
+    def _call(
+        self,
+        history: list[Turn],
+        thought: str,
+        episode: Episode,
+        ledger: CostLedger,
+        trace: TraceWriter,
+        eid: str,
+        step: int,
+    ) -> None:
+        """The caller's turn: exact-name validation and JSON arguments, with one bounded repair retry."""
+        family = self.roles.family
+        problem = ""
+        text = ""
+        for attempt in range(self.caller_repairs + 1):
+            slot = thought if not problem else f"{thought}\n(The previous call was invalid: {problem}. Fix it.)"
+            prompt = caller_prompt(
+                self.docs,
+                self._fit(history, lambda h, s=slot: caller_prompt(self.docs, h, s, family=family)),
+                slot,
+                family=family,
+            )
+            c = self._generate("caller", self.roles.get("caller"), prompt, ledger)
+            out = parse_caller(c.text)
+            text = out.raw.strip()
+            problems = list(out.problems)
+            if out.action and out.action not in self.names:
+                problems.append(
+                    f"unknown API name {out.action!r} (use exactly one of: {', '.join(sorted(self.names))})"
+                )
+            problem = "; ".join(problems)
+            self._record(
+                trace,
+                eid,
+                step,
+                "caller",
+                prompt,
+                c,
+                {"action": out.action, "arguments": out.arguments, "attempt": attempt},
+                problem or None,
+            )
+            if not problem:
+                assert out.action is not None and out.arguments is not None
+                call = ToolCall(out.action, out.arguments)
+                history.append(turn("caller", caller_text(out.action, out.action_input or "{}")))
+                self._execute(trace, eid, step, call, history, episode)
+                return
+        episode.parse_issues.append(f"step {step}: caller output unusable: {problem}")
+        history.append(turn("caller", text))
+        history.append(turn("observation", render_observation("", problem)))
+
+    def _loop(self, history: list[Turn], episode: Episode, ledger: CostLedger, trace: TraceWriter, eid: str) -> None:
+        family = self.roles.family
+        for step in range(self.max_steps):
+            episode.steps = step + 1
+            route, thought = self._plan(history, episode, ledger, trace, eid, step)
+            history.append(turn("assistant", thought))
+            if route == "give up":
+                episode.status, episode.reason = "gave_up", thought
+                return
+            if route == "conclusion":
+                prompt = summarizer_prompt(
+                    self._fit(history, lambda h: summarizer_prompt(h, family=family)), family=family
+                )
+                c = self._generate("summarizer", self.roles.get("summarizer"), prompt, ledger)
+                answer = c.text.strip()
+                self._record(trace, eid, step, "summarizer", prompt, c, {"answer": answer})
+                history.append(turn("conclusion", answer))
+                episode.status, episode.answer = "answered", answer
+                return
+            self._call(history, thought, episode, ledger, trace, eid, step)
+        episode.status, episode.reason = "budget_exhausted", f"no answer after {self.max_steps} planner steps"
+
+
+def arguments_text(arguments: dict[str, Any]) -> str:
+    return json.dumps(arguments, ensure_ascii=False)

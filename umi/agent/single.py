@@ -1,0 +1,60 @@
+"""The single-LLM baseline: one backbone model writes thought + action (or the conclusion) in one output."""
+
+from __future__ import annotations
+
+from umi.agent.episode import Episode
+from umi.agent.multi import AgentBase, turn
+from umi.agent.trace import TraceWriter
+from umi.format import backbone_prompt, caller_text, parse_backbone, planner_text, render_observation
+from umi.models.base import CostLedger
+from umi.schema import Turn
+from umi.tools.base import ToolCall
+
+
+class SingleLLMAgent(AgentBase):
+    """The same task with one model in the backbone (stage-1) format. The history is kept in the stage-2 layout
+    and merged by `umi.format.backbone_prompt`, so both agents share one history representation."""
+
+    def _loop(self, history: list[Turn], episode: Episode, ledger: CostLedger, trace: TraceWriter, eid: str) -> None:
+        family = self.roles.family
+        for step in range(self.max_steps):
+            episode.steps = step + 1
+            prompt = backbone_prompt(
+                self.docs, self._fit(history, lambda h: backbone_prompt(self.docs, h, family=family)), family=family
+            )
+            c = self._generate("backbone", self.roles.get("backbone"), prompt, ledger)
+            out = parse_backbone(c.text)
+            problems = list(out.problems)
+            if out.kind == "call" and out.action and out.action not in self.names:
+                problems.append(
+                    f"unknown API name {out.action!r} (use exactly one of: {', '.join(sorted(self.names))})"
+                )
+            self._record(
+                trace,
+                eid,
+                step,
+                "backbone",
+                prompt,
+                c,
+                {"kind": out.kind, "action": out.action, "arguments": out.arguments, "answer": out.answer},
+                "; ".join(problems) or None,
+            )
+            thought = out.thought or None
+            if out.kind == "give up":
+                history.append(turn("assistant", planner_text(thought, "give up")))
+                episode.status, episode.reason = "gave_up", out.thought
+                return
+            if out.kind == "conclusion":
+                history.append(turn("assistant", planner_text(thought, "conclusion")))
+                history.append(turn("conclusion", out.answer or ""))
+                episode.status, episode.answer = "answered", out.answer
+                return
+            history.append(turn("assistant", planner_text(thought, "caller")))
+            if problems or out.kind != "call" or out.action is None or out.arguments is None:
+                episode.parse_issues.append(f"step {step}: backbone output unusable: {'; '.join(problems)}")
+                history.append(turn("caller", out.raw.strip()))
+                history.append(turn("observation", render_observation("", "; ".join(problems) or "no action")))
+                continue
+            history.append(turn("caller", caller_text(out.action, out.action_input or "{}")))
+            self._execute(trace, eid, step, ToolCall(out.action, out.arguments), history, episode)
+        episode.status, episode.reason = "budget_exhausted", f"no answer after {self.max_steps} steps"
