@@ -1,0 +1,149 @@
+"""`umi run` (one query against tools) and `umi demo` (the announcement's two scenarios, offline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.panel import Panel
+from rich.table import Table
+
+from umi.cli._common import console, fail, print_json_last
+
+ROLE_STYLE = {"planner": "cyan", "caller": "magenta", "summarizer": "green", "backbone": "cyan", "tool": "yellow"}
+
+
+def _show(record) -> None:  # type: ignore[no-untyped-def]
+    """Print one trace record as it happens."""
+    style = ROLE_STYLE.get(record.role, "white")
+    if record.role == "tool":
+        call = record.tool_call or {}
+        body = f"{call.get('name')}({call.get('arguments')})\n→ {(record.observation or '')[:400]}"
+    else:
+        body = record.output.strip()[:800] or "(empty output)"
+    title = f"step {record.step + 1} · {record.role}" + (f" · [red]{record.error}[/]" if record.error else "")
+    console.print(Panel(body, title=title, title_align="left", border_style=style, highlight=False))
+
+
+def _cost_table(episode) -> Table:  # type: ignore[no-untyped-def]
+    table = Table(title=f"status: {episode.status} · steps: {episode.steps} · tool calls: {len(episode.calls)}")
+    for col in ("role", "calls", "prompt tokens", "new tokens", "seconds"):
+        table.add_column(col, justify="right" if col != "role" else "left")
+    for role, t in episode.costs.items():
+        table.add_row(
+            role, str(int(t["calls"])), str(int(t["prompt_tokens"])), str(int(t["new_tokens"])), f"{t['seconds']:.2f}"
+        )
+    return table
+
+
+def _load_roles(roles: str | None):  # type: ignore[no-untyped-def]
+    from umi.models.base import EngineError
+    from umi.models.roles import default_roles, load_roles
+
+    try:
+        return load_roles(roles) if roles else default_roles()
+    except EngineError as exc:
+        fail(str(exc))
+
+
+def _agent(roles, tools, executor, *, single: bool, dfsdt: bool, **kwargs):  # type: ignore[no-untyped-def]
+    from umi.agent import DFSDT, MultiLLMAgent, SingleLLMAgent
+
+    agent = (SingleLLMAgent if single else MultiLLMAgent)(roles, tools, executor, on_event=_show, **kwargs)
+    return DFSDT(agent) if dfsdt else agent
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def run(
+        query: str = typer.Argument(..., help="The task, in plain words."),
+        tools: Path = typer.Option(..., "--tools", help="Tools: ToolSpec list, api_list, OpenAI functions or OpenAPI."),
+        replay: Path | None = typer.Option(None, "--replay", help="Recorded responses ({cache: {api: {args: text}}})."),
+        toolbench_url: str | None = typer.Option(None, "--toolbench-url", help="A ToolBench/StableToolBench server."),
+        roles: str | None = typer.Option(None, "--roles", help="Role config (TOML), run manifest, or packaged name."),
+        single: bool = typer.Option(False, "--single", help="Single-LLM baseline (backbone role)."),
+        dfsdt: bool = typer.Option(False, "--dfsdt", help="Depth-first search with diversity around the agent."),
+        max_steps: int = typer.Option(8, "--max-steps"),
+        max_new_tokens: int = typer.Option(256, "--max-new-tokens"),
+        trace: Path | None = typer.Option(None, "--trace", help="Write every step as JSONL here."),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Run the agent on one query, showing each role's output live, then the answer and the cost table."""
+        from umi.tools import ReplayCache, ToolBenchServerExecutor, load_tools
+
+        try:
+            specs = load_tools(tools)
+        except (OSError, ValueError) as exc:
+            fail(f"{tools}: {exc}")
+        from umi.tools.base import Executor
+
+        executor: Executor
+        if toolbench_url:
+            executor = ToolBenchServerExecutor(toolbench_url, specs)
+        elif replay:
+            executor = ReplayCache.from_recorded(replay, specs=specs)
+        else:
+            fail("give --replay FILE (recorded responses) or --toolbench-url URL so tool calls have somewhere to go")
+        agent = _agent(
+            _load_roles(roles),
+            specs,
+            executor,
+            single=single,
+            dfsdt=dfsdt,
+            max_steps=max_steps,
+            max_new_tokens=max_new_tokens,
+            trace_path=trace,
+        )
+        episode = agent.run(query)
+        console.print(
+            Panel(episode.answer or episode.reason or "(no answer)", title="answer", border_style="bold green")
+        )
+        console.print(_cost_table(episode))
+        if as_json:
+            print_json_last(episode.summary())
+
+    @app.command()
+    def demo(
+        scenario: str = typer.Option("all", "--scenario", help="music, landscape or all."),
+        scripted: bool = typer.Option(False, "--scripted", help="Play the recorded script instead of a model."),
+        roles: str | None = typer.Option(None, "--roles", help="Role config; default: the embedded model."),
+        max_steps: int = typer.Option(4, "--max-steps"),
+        max_new_tokens: int = typer.Option(128, "--max-new-tokens"),
+        trace_dir: Path | None = typer.Option(None, "--trace-dir"),
+    ) -> None:
+        """The α-UMi announcement's two scenarios, offline: music discovery, and a broken video API."""
+        from umi.demo import SCENARIOS, build_scenario, scripted_roles
+
+        names = list(SCENARIOS) if scenario == "all" else [scenario]
+        shared_roles = None if scripted else _load_roles(roles)
+        if not scripted:
+            src = getattr(shared_roles, "source", "") or "embedded"
+            console.print(
+                f"[bold]roles:[/] {src}  (a 135M model zero-shot does not follow the tool format; "
+                "`umi demo --scripted` plays the recorded script)"
+            )
+        for name in names:
+            try:
+                s = build_scenario(name)
+            except (OSError, ValueError) as exc:
+                fail(str(exc))
+            label = " [SCRIPTED: recorded outputs, not a model]" if scripted else ""
+            console.rule(f"[bold]{name}{label}")
+            console.print(Panel(s.query, title="user", border_style="blue"))
+            if s.broken:
+                console.print(f"[yellow]broken on purpose:[/] {', '.join(s.broken)}")
+            agent = _agent(
+                scripted_roles(name) if scripted else shared_roles,
+                s.tools,
+                s.executor,
+                single=False,
+                dfsdt=False,
+                max_steps=6 if scripted else max_steps,
+                max_new_tokens=max_new_tokens,
+                trace_path=(trace_dir / f"{name}.jsonl") if trace_dir else None,
+            )
+            episode = agent.run(s.query)
+            console.print(
+                Panel(episode.answer or episode.reason or "(no answer)", title="answer", border_style="bold green")
+            )
+            console.print(_cost_table(episode))
