@@ -1,0 +1,114 @@
+"""Every recipe end to end on a tiny Llama: the loss falls, stage 2 starts from stage 1, the manifest loads and
+generates, and the CLI writes the same manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from umi.train.config import Stage, TrainConfig
+from umi.train.manifest import load_manifest, load_role_model
+from umi.train.recipes import run_recipe
+
+
+def tiny(stage: Stage) -> TrainConfig:
+    return TrainConfig(epochs=3, lr=3e-2, micro_batch=2, grad_accum=1, max_length=384, save_every=4)
+
+
+def _losses(run: Path) -> list[float]:
+    return [json.loads(x)["loss"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _generates(manifest: Path, role: str) -> None:
+    model, tok = load_role_model(manifest, role)
+    ids = tok("user: hello", return_tensors="pt")["input_ids"]
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, do_sample=False)
+    assert out.shape[1] > ids.shape[1]
+
+
+@pytest.mark.parametrize("recipe", ["glpft", "single", "one-stage", "multi-task"])
+def test_recipe_trains_and_its_manifest_loads(recipe: str, tiny_base: Path, rows_dir: Path, tmp_path: Path) -> None:
+    manifest = run_recipe(recipe, base=str(tiny_base), data=rows_dir, out=tmp_path, config_for=tiny, command="test")
+    loaded = load_manifest(tmp_path / "manifest.json")
+    assert loaded == manifest and loaded.umi_manifest == 1 and loaded.recipe == recipe
+    expected = {"single": {"backbone"}}.get(recipe, {"planner", "caller", "summarizer"})
+    assert set(loaded.roles) == expected
+    for stage in loaded.hyperparameters:
+        losses = _losses(tmp_path / stage)
+        per_epoch = len(losses) // 3  # the same rows every epoch: compare the first epoch's mean with the last's
+        assert len(losses) == loaded.hyperparameters[stage]["steps"] == 3 * per_epoch
+        assert sum(losses[-per_epoch:]) < sum(losses[:per_epoch]) * 0.95, (stage, losses)
+    _generates(tmp_path / "manifest.json", next(iter(expected)))
+    if recipe == "multi-task":
+        assert len({r.adapter for r in loaded.roles.values()}) == 1
+
+
+def test_glpft_stage2_starts_from_stage1(tiny_base: Path, rows_dir: Path, tmp_path: Path) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    manifest = run_recipe("glpft", base=str(tiny_base), data=rows_dir, out=tmp_path, config_for=tiny)
+    assert manifest.base == "stage1/merged"
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "stage1" / "merged").state_dict()
+    base = AutoModelForCausalLM.from_pretrained(tiny_base)
+    expected = PeftModel.from_pretrained(base, tmp_path / "stage1" / "adapter").merge_and_unload().state_dict()
+    raw = AutoModelForCausalLM.from_pretrained(tiny_base).state_dict()
+    q = "model.layers.0.self_attn.q_proj.weight"
+    assert not torch.allclose(merged[q], raw[q])  # stage 1 moved the weights …
+    for name, value in expected.items():  # … and the merged model is exactly base + stage-1 adapter
+        assert torch.allclose(merged[name], value, atol=1e-6), name
+    for role in ("planner", "caller", "summarizer"):
+        config = json.loads((tmp_path / role / "config.json").read_text())
+        assert Path(config["base"]) == tmp_path.resolve() / "stage1" / "merged"
+        adapter = json.loads((tmp_path / role / "adapter" / "adapter_config.json").read_text())
+        assert Path(adapter["base_model_name_or_path"]) == tmp_path.resolve() / "stage1" / "merged"
+
+
+def test_cli_train_and_errors(tiny_base: Path, rows_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from umi.cli.main import app
+
+    runner = CliRunner()
+    args = ["train", "single", "--base", str(tiny_base), "--data", str(rows_dir), "--out", str(tmp_path / "run")]
+    result = runner.invoke(app, [*args, "--max-steps", "2", "--max-length", "256", "--micro-batch", "2"])
+    assert result.exit_code == 0, result.output
+    manifest = load_manifest(tmp_path / "run")
+    assert manifest.hyperparameters["stage1"]["max_steps"] == 2 and "umi train single" in manifest.command
+    again = runner.invoke(app, [*args, "--max-steps", "2"])
+    assert again.exit_code == 1 and "already finished" in again.output
+    bad = runner.invoke(app, ["train", "glpft", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 1 and "not a folder" in bad.output
+
+
+def test_packaged_roles_match_the_run(tiny_base: Path, rows_dir: Path, tmp_path: Path) -> None:
+    """Packaging (stage 1 as a base adapter, fp16 adapters) gives the run's roles back up to fp16 rounding."""
+    from umi.train.package import package_glpft
+
+    run = tmp_path / "run"
+    run_recipe("glpft", base=str(tiny_base), data=rows_dir, out=run, config_for=tiny)
+    packaged = package_glpft(run, tmp_path / "pkg", base=str(tiny_base.resolve()))
+    assert packaged.base_adapters == ["stage1"] and packaged.roles["caller"].adapter == "caller"
+    assert not (tmp_path / "pkg.tmp").exists()
+    ids = torch.tensor([[5, 17, 42, 99, 3]])
+    for role in ("planner", "summarizer"):
+        a, _ = load_role_model(run / "manifest.json", role)
+        b, _ = load_role_model(tmp_path / "pkg" / "manifest.json", role)
+        with torch.no_grad():
+            assert torch.allclose(a(ids).logits, b(ids).logits, atol=2e-2)
+    with pytest.raises(ValueError, match="above"):
+        package_glpft(run, tmp_path / "small", base=str(tiny_base.resolve()), max_mb=0.001)
+
+
+def test_full_fine_tuning_with_gradient_checkpointing(tiny_base: Path, rows_dir: Path, tmp_path: Path) -> None:
+    def config(stage: Stage) -> TrainConfig:
+        return tiny(stage).model_copy(update={"lora": False, "gradient_checkpointing": True, "lr": 3e-3})
+
+    manifest = run_recipe("glpft", base=str(tiny_base), data=rows_dir, out=tmp_path, full=True, config_for=config)
+    assert manifest.base == "stage1/model" and manifest.roles["planner"].model == "planner/model"
+    losses = _losses(tmp_path / "stage1")
+    assert sum(losses[-len(losses) // 3 :]) < sum(losses[: len(losses) // 3]) * 0.95
+    _generates(tmp_path / "manifest.json", "caller")

@@ -1,0 +1,80 @@
+"""`umi train RECIPE`: GLPFT and its baselines on the field's stack (transformers, PEFT, accelerate)."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from umi.cli._common import console, fail
+
+
+def _command(recipe: str, base: str, data: Path, out: Path, preset: str, full: bool, *rest: Any) -> str:
+    """The canonical command line of this run (written into the manifest so the run can be repeated)."""
+    max_rows, max_steps, overrides = rest
+    args = ["umi", "train", recipe, "--base", base, "--data", str(data), "--out", str(out), "--preset", preset]
+    args += ["--full"] if full else []
+    for flag, value in (("--max-rows", max_rows), ("--max-steps", max_steps)):
+        args += [flag, str(value)] if value is not None else []
+    for key, value in overrides.items():
+        flag = "--" + key.replace("_", "-")
+        args += ([flag] if value else []) if isinstance(value, bool) else [flag, str(value)]
+    return shlex.join(args)
+
+
+def train_command(
+    recipe: str = typer.Argument(..., metavar="RECIPE", help="glpft, single, one-stage or multi-task."),
+    base: str = typer.Option("embedded", "--base", help="Hub id, local folder, .gguf file, or 'embedded'."),
+    data: Path = typer.Option(
+        ..., "--data", help="Rows folder from `umi data build` (backbone.json, planner.json, …)."
+    ),
+    out: Path = typer.Option(..., "--out", help="Run folder: one sub-folder per stage, manifest.json."),
+    preset_name: str = typer.Option("cpu-small", "--preset", help="paper or cpu-small."),
+    full: bool = typer.Option(False, "--full", help="Full fine-tuning instead of LoRA."),
+    max_rows: int | None = typer.Option(None, "--max-rows", help="Seeded random subset of each row set."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Cap on optimizer steps per stage."),
+    grad_accum: int | None = typer.Option(None, "--grad-accum", help="Override the preset's accumulation."),
+    micro_batch: int | None = typer.Option(None, "--micro-batch", help="Override rows per forward pass."),
+    max_length: int | None = typer.Option(None, "--max-length", help="Override the preset's token limit."),
+    packing: bool = typer.Option(False, "--packing", help="Pack rows into max-length sequences (block-diagonal)."),
+    compat: bool = typer.Option(False, "--compat", help="Prefix inputs with the reference's 'system: '."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last checkpoints."),
+) -> None:
+    """Train a recipe; writes RUN_DIR/manifest.json for `umi.models` to load the roles."""
+    from umi.data.io import DataError
+    from umi.train.config import PRESETS
+    from umi.train.recipes import RECIPES, run_recipe
+
+    if recipe not in RECIPES:
+        fail(f"unknown recipe {recipe!r}; use one of {', '.join(RECIPES)}")
+    if preset_name not in PRESETS:
+        fail(f"unknown preset {preset_name!r}; use one of {', '.join(PRESETS)}")
+    if not data.is_dir():
+        fail(f"{data}: not a folder; build one with `umi data build TRAJECTORIES --out {data}`")
+    overrides: dict[str, object] = {"packing": packing, "compat": compat}
+    for key, value in (("grad_accum", grad_accum), ("micro_batch", micro_batch), ("max_length", max_length)):
+        if value is not None:
+            overrides[key] = value
+    try:
+        manifest = run_recipe(
+            recipe,
+            base=base,
+            data=data,
+            out=out,
+            preset_name=preset_name,
+            full=full,
+            max_rows=max_rows,
+            max_steps=max_steps,
+            resume=resume,
+            overrides=overrides,
+            command=_command(recipe, base, data, out, preset_name, full, max_rows, max_steps, overrides),
+        )
+    except (DataError, FileExistsError, FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    console.print(f"wrote {out / 'manifest.json'}: roles {', '.join(manifest.roles)} on {manifest.base}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)

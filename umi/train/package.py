@@ -1,0 +1,75 @@
+"""Package a finished GLPFT run on the embedded base as small package data (`umi/assets/roles/<name>/`).
+
+A run's roles sit on `stage1/merged`, a 540 MB model; packaged, they sit on `embedded` with the stage-1 adapter in
+`base_adapters` (merged at load time), and every adapter is stored in fp16 (half the size, far below LoRA's own
+noise: the packaged roles differ from the run's fp32 ones by rounding only). The tokenizer is not copied: it is the
+embedded model's.
+
+    python -m umi.train.package runs/glpft_small/glpft umi/assets/roles/smollm2-glpft --max-mb 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from umi.data.io import write_json
+from umi.train.manifest import Manifest, RoleArtifact, load_manifest
+
+_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+def _copy_adapter(src: Path, dst: Path) -> int:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    dst.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.to(torch.float16).contiguous() for k, v in load_file(str(src / _ADAPTER_FILES[1])).items()}
+    save_file(tensors, str(dst / _ADAPTER_FILES[1]))
+    config = json.loads((src / _ADAPTER_FILES[0]).read_text())
+    config["base_model_name_or_path"] = ""  # the manifest says what the base is
+    (dst / _ADAPTER_FILES[0]).write_text(json.dumps(config, indent=2))
+    return sum((dst / f).stat().st_size for f in _ADAPTER_FILES)
+
+
+def package_glpft(run: Path, dest: Path, *, max_mb: float = 30.0, base: str = "embedded") -> Manifest:
+    """Copy a LoRA GLPFT run on `base` into `dest`; refuses (ValueError) above `max_mb` or for another base."""
+    manifest = load_manifest(run)
+    stage1 = json.loads((run / "stage1" / "config.json").read_text())
+    if manifest.recipe != "glpft" or stage1.get("base") != base:
+        raise ValueError(f"{run}: packaging needs a GLPFT run on {base!r}, got {stage1.get('base')!r}")
+    if any(r.adapter is None for r in manifest.roles.values()):
+        raise ValueError(f"{run}: packaging needs LoRA roles, not full models")
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    size = _copy_adapter(run / "stage1" / "adapter", tmp / "stage1")
+    roles: dict[str, RoleArtifact] = {}
+    for role, art in manifest.roles.items():
+        assert art.adapter is not None
+        size += _copy_adapter(run / art.adapter, tmp / role)
+        roles[role] = RoleArtifact(adapter=role)
+    if size > max_mb * 1e6:
+        shutil.rmtree(tmp)
+        raise ValueError(f"{run}: adapters take {size / 1e6:.1f} MB, above {max_mb} MB; not packaged")
+    packaged = manifest.model_copy(update={"base": base, "base_adapters": ["stage1"], "roles": roles})
+    write_json(tmp / "manifest.json", packaged.model_dump(exclude_none=True))
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.replace(dest)
+    return packaged
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="Package a GLPFT run's adapters as umi package data.")
+    p.add_argument("run", type=Path)
+    p.add_argument("dest", type=Path)
+    p.add_argument("--max-mb", type=float, default=30.0)
+    args = p.parse_args()
+    m = package_glpft(args.run, args.dest, max_mb=args.max_mb)
+    size = sum(f.stat().st_size for f in args.dest.rglob("*") if f.is_file())
+    print(f"packaged {', '.join(m.roles)} + stage1 into {args.dest} ({size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
