@@ -1,0 +1,95 @@
+"""Each metric on hand-made cases, with every quirk of the reference kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from umi.evaluate.baselines import write_baseline
+from umi.evaluate.metrics import PredictionRow, arg_f1, read_predictions, rouge_l, score
+from umi.schema import ToolDoc, Trajectory, Turn
+
+TRAJ = Trajectory(
+    tools=[ToolDoc(Name="a_for_t"), ToolDoc(Name="b_for_t")],
+    instruction="q",
+    conversations=[Turn.model_validate({"from": "user", "value": "q"})],
+)
+
+
+def call(action: str, args: str = "{}") -> str:
+    return f"assistant: t\n Next: caller.</s>caller: Action: {action}\nAction Input: {args}"
+
+
+def finish(answer: str) -> str:
+    return f"assistant: t\n Next: conclusion.</s>conclusion: {answer}"
+
+
+GIVE_UP = "t\n Next: give up."
+
+
+def rows(*pairs: tuple[str, str]) -> list[PredictionRow]:
+    return [PredictionRow(0, i, r, p) for i, (r, p) in enumerate(pairs)]
+
+
+def test_arg_f1_quirks() -> None:
+    assert arg_f1("a", "b", '{"x": 1}', '{"x": 1}') == 0.0  # names differ
+    assert arg_f1("a", "a", "{not json", "{}") is None  # reference does not parse: dropped
+    assert arg_f1("a", "a", '{"x": 1}', "[1]") == 0.0  # prediction not a dict
+    assert arg_f1("a", "a", '{"x": 1}', "oops") == 0.0
+    assert arg_f1("a", "a", "{}", "{}") == 1.0
+    assert arg_f1("a", "a", "{}", '{"x": 1}') == 0.0
+    assert arg_f1("a", "a", '{"x": 5}', '{"x": "5"}') == pytest.approx(0.5)  # "5" != 5: half hit only
+    assert arg_f1("a", "a", '{"x": 5}', '{"x": "5"}', clean=True) == 1.0
+    # one full hit of two reference keys, one extra predicted key: R = 1/2, P = 1/2
+    assert arg_f1("a", "a", '{"x": 1, "y": 2}', '{"x": 1, "z": 3}') == pytest.approx(0.5)
+    assert arg_f1("a", "a", '{"x": 1}', "{}") == 0.0  # zero division → 0
+
+
+def test_plan_act_hallu_denominators() -> None:
+    r = score(
+        rows(
+            (call("a_for_t"), call("a_for_t")),  # right
+            (call("a_for_t"), call("zzz")),  # hallucinated name
+            (finish("yes"), call("b_for_t")),  # wrong plan, not a hallucination
+            (GIVE_UP, GIVE_UP),
+            (call("b_for_t"), "assistant: no marker</s>caller: nothing"),  # no marker = call, action none
+        ),
+        [TRAJ],
+    )
+    assert r["steps"] == 5 and r["call_steps"] == 3 and r["finish_steps"] == 1 and r["giveup_steps"] == 1
+    assert r["plan_acc"] == 80.0  # 4 of 5 (the no-marker row counts as a call)
+    assert r["act_em"] == pytest.approx(33.33)
+    assert r["hallu"] == 20.0  # 1 of ALL 5 steps; `none` is not a hallucination
+    assert r["rouge_l"] == pytest.approx(100 * rouge_l(["none"], ["yes"]))
+
+
+def test_rouge_none_and_case() -> None:
+    assert rouge_l(["The answer is 4."], ["The answer is 4."]) == pytest.approx(1.0, abs=1e-6)
+    assert rouge_l(["the answer"], ["The Answer"]) < rouge_l(["the answer"], ["The Answer"], clean=True)
+    assert rouge_l([""], ["x"]) >= 0.0  # empty hypothesis does not raise
+
+
+def test_dropped_reference_is_reported() -> None:
+    r = score(rows((call("a_for_t", "{broken"), call("a_for_t", "{}"))), [TRAJ])
+    assert r["arg_dropped"] == 1 and r["act_em"] == 100.0 and r["arg_f1"] == 0.0
+
+
+def test_gold_scores_perfectly_on_the_paper_test_set(ood_path: Path, tmp_path: Path) -> None:
+    from umi.data import load_trajectories
+
+    path = write_baseline("gold", ood_path, tmp_path)
+    r = score(read_predictions(str(path)), load_trajectories(ood_path).items)
+    assert (r["plan_acc"], r["act_em"], r["hallu"], r["arg_f1"], r["rouge_l"]) == (100.0, 100.0, 0.0, 100.0, 100.0)
+    assert (r["steps"], r["call_steps"], r["finish_steps"], r["giveup_steps"]) == (1547, 1146, 294, 107)
+
+
+def test_first_tool_baseline(ood_path: Path, tmp_path: Path) -> None:
+    from umi.data import iter_steps, load_trajectories
+
+    trajs = load_trajectories(ood_path).items
+    r = score(read_predictions(str(write_baseline("first-tool", ood_path, tmp_path))), trajs)
+    assert r["hallu"] == 0.0
+    calls = [s for s in iter_steps(trajs) if s.route == "caller"]
+    first = sum(1 for s in calls if (s.action or "").split("\n")[0] == f"Action: {trajs[s.traj].tool_names[0]}")
+    assert r["act_em"] == pytest.approx(round(100 * first / len(calls), 2))

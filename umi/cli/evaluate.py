@@ -1,0 +1,163 @@
+"""`umi eval …`: static predictions, paper-exact scoring, baselines, reports (and `live` when installed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from umi.cli._common import console, err_console, fail, print_json_last
+
+eval_app = typer.Typer(no_args_is_help=True)
+
+
+def _score_table(title: str, result: dict[str, object]) -> Table:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in result.items():
+        table.add_row(k, str(v))
+    return table
+
+
+@eval_app.command()
+def static(
+    data: Path = typer.Option(..., "--data", help="Test trajectories (stage-2 layout)."),
+    out: Path = typer.Option(..., "--out", help="Run folder: predictions.jsonl and run.json."),
+    roles: str | None = typer.Option(None, "--roles", help="Role config, run manifest or packaged name."),
+    single: bool = typer.Option(False, "--single", help="Evaluate the backbone role as a single LLM."),
+    limit: int | None = typer.Option(None, "--limit", help="Only the first N steps in file order."),
+    batch_size: int = typer.Option(8, "--batch-size"),
+    max_new_tokens: int = typer.Option(512, "--max-new-tokens"),
+) -> None:
+    """Teacher-forced predictions for every planner step (resumes where a previous run stopped)."""
+    from umi.data import DataError
+    from umi.evaluate.static import run_static
+    from umi.models.base import EngineError
+    from umi.models.roles import default_roles, load_roles
+
+    try:
+        bound = load_roles(roles) if roles else default_roles()
+        with Progress(
+            TextColumn("static eval"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=err_console,
+        ) as bar:
+            task = bar.add_task("steps", total=None, rate="")
+            import time
+
+            start = time.perf_counter()
+            first: list[int] = []
+
+            def progress(done: int, total: int) -> None:
+                if not first:
+                    first.append(done)
+                rate = (done - first[0]) / max(1e-9, time.perf_counter() - start)
+                bar.update(task, completed=done, total=total, rate=f"{rate:.2f} steps/s")
+
+            run = run_static(
+                data,
+                bound,
+                out,
+                single=single,
+                limit=limit,
+                batch_size=batch_size,
+                max_new_tokens=max_new_tokens,
+                on_progress=progress,
+                roles_source=roles or "embedded",
+            )
+    except (DataError, EngineError, ValueError) as exc:
+        fail(str(exc))
+    console.print(f"{run.total} steps ({run.skipped} already done) → {run.predictions}")
+
+
+@eval_app.command()
+def score(
+    predictions: Path = typer.Argument(..., help="predictions.jsonl"),
+    data: Path = typer.Option(..., "--data", help="The test trajectories the predictions are for."),
+    as_json: bool = typer.Option(False, "--json"),
+    clean: bool = typer.Option(False, "--clean", help="Also report type-lenient args and case-insensitive ROUGE."),
+) -> None:
+    """The five metrics ×100, exactly as the reference computed them."""
+    from umi.data import DataError, load_trajectories
+    from umi.evaluate.metrics import read_predictions
+    from umi.evaluate.metrics import score as score_rows
+
+    if not predictions.exists():
+        fail(f"{predictions} not found; run `umi eval static` first")
+    try:
+        trajectories = load_trajectories(data).items
+        rows = read_predictions(str(predictions))
+        bad = [r for r in rows if r.traj >= len(trajectories)]
+        if bad:
+            fail(f"{predictions}: traj index {bad[0].traj} is beyond {data} ({len(trajectories)} trajectories)")
+        result = score_rows(rows, trajectories)
+        console.print(_score_table("paper-exact", result))
+        if clean:
+            cleaned = score_rows(rows, trajectories, clean=True)
+            console.print(_score_table("clean (type-lenient args, case-insensitive ROUGE)", cleaned))
+            result = {**result, "clean": cleaned}
+    except DataError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json_last(result)
+
+
+@eval_app.command()
+def baseline(
+    kind: str = typer.Option(..., "--kind", help="gold or first-tool"),
+    data: Path = typer.Option(..., "--data"),
+    out: Path = typer.Option(..., "--out"),
+    limit: int | None = typer.Option(None, "--limit"),
+) -> None:
+    """Reference predictions: gold, or always call the first tool with {}."""
+    from umi.evaluate.baselines import write_baseline
+
+    try:
+        path = write_baseline(kind, data, out, limit=limit)
+    except ValueError as exc:
+        fail(str(exc))
+    console.print(f"wrote {path}")
+
+
+@eval_app.command()
+def report(
+    runs: list[Path] = typer.Argument(..., help="Run folders (each with predictions.jsonl and run.json)."),
+    out: Path = typer.Option(..., "--out"),
+    name: list[str] = typer.Option([], "--name", help="Display names, in the order of the runs."),
+    title: str = typer.Option("Static evaluation", "--title"),
+) -> None:
+    """A Markdown table and a bar chart of several runs beside the paper's published rows."""
+    from umi.data import load_trajectories
+    from umi.evaluate.metrics import read_predictions
+    from umi.evaluate.metrics import score as score_rows
+    from umi.evaluate.report import write_report
+
+    results = {}
+    for i, run in enumerate(runs):
+        meta_path = run / "run.json"
+        if not meta_path.exists():
+            fail(f"{run}: no run.json (not a `umi eval static` or `umi eval baseline` folder)")
+        meta = json.loads(meta_path.read_text())
+        results[name[i] if i < len(name) else run.name] = score_rows(
+            read_predictions(str(run / "predictions.jsonl")), load_trajectories(meta["data"]).items
+        )
+    md, png = write_report(results, out, title=title)
+    console.print(md.read_text())
+    console.print(f"chart: {png}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(eval_app, name="eval", help="Static (Table 1) and live evaluation.")
+    try:
+        from umi.evaluate.live.cli import register_live
+    except ModuleNotFoundError:
+        return
+    register_live(eval_app)
