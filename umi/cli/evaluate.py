@@ -154,10 +154,56 @@ def report(
     console.print(f"chart: {png}")
 
 
+@eval_app.command()
+def live(
+    suite: str = typer.Option("bfcl-multi-turn", "--suite", help="bfcl-multi-turn"),
+    category: str = typer.Option("multi_turn_base", "--category", help="multi_turn_base, _miss_func, _miss_param"),
+    roles: str | None = typer.Option(None, "--roles", help="Role config, run manifest or packaged name."),
+    out: Path = typer.Option(..., "--out"),
+    single: bool = typer.Option(False, "--single", help="Single-LLM baseline."),
+    dfsdt: bool = typer.Option(False, "--dfsdt", help="DFSDT search around the agent."),
+    limit: int | None = typer.Option(None, "--limit", help="Only the first N tasks (a documented subset)."),
+    max_steps: int = typer.Option(8, "--max-steps"),
+    max_new_tokens: int = typer.Option(256, "--max-new-tokens"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Whole tasks against executable tools, scored by the suite's own checker."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from umi.agent import DFSDT, MultiLLMAgent, SingleLLMAgent
+    from umi.evaluate.live.bfcl import load_tasks, run_suite
+    from umi.models.base import EngineError
+    from umi.models.roles import default_roles, load_roles
+
+    if suite != "bfcl-multi-turn":
+        fail(f"unknown suite {suite!r}; available: bfcl-multi-turn (the StableToolBench server: `umi serve tools`)")
+    try:
+        bound = load_roles(roles) if roles else default_roles()
+        entries = load_tasks(category)
+    except (EngineError, ValueError) as exc:
+        fail(str(exc))
+    entries = entries[:limit] if limit else entries
+
+    def make(specs, executor):  # type: ignore[no-untyped-def]
+        cls = SingleLLMAgent if single else MultiLLMAgent
+        agent = cls(bound, specs, executor, max_steps=max_steps, max_new_tokens=max_new_tokens)
+        return DFSDT(agent) if dfsdt else agent
+
+    with Progress(
+        TextColumn(f"{suite}/{category}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+    ) as bar:
+        task = bar.add_task("tasks", total=len(entries))
+        summary = run_suite(
+            entries, make, out / category, on_progress=lambda done, total: bar.update(task, completed=done)
+        )
+    console.print(f"{category}: {summary['passed']}/{summary['tasks']} tasks pass = {summary['accuracy']:.2f}%")
+    if as_json:
+        print_json_last(summary)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(eval_app, name="eval", help="Static (Table 1) and live evaluation.")
-    try:
-        from umi.evaluate.live.cli import register_live
-    except ModuleNotFoundError:
-        return
-    register_live(eval_app)
