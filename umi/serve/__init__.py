@@ -1,0 +1,1 @@
+"""umi.serve — HTTP servers: the StableToolBench-compatible virtual API server."""
