@@ -50,7 +50,7 @@ class AgentBase:
     def __init__(
         self,
         roles: Roles,
-        tools: Sequence[ToolSpec],
+        tools: Sequence[ToolSpec | ToolDoc],
         executor: Executor,
         *,
         max_steps: int = 8,
@@ -65,7 +65,7 @@ class AgentBase:
         self.roles = roles
         self.tools = list(tools)
         self.docs: list[ToolDoc] = [to_tool_doc(t) for t in self.tools]
-        self.names = {t.name for t in self.tools}
+        self.names = {d.Name for d in self.docs}
         self.executor = executor
         self.max_steps = max_steps
         self.params = GenerationParams(max_new_tokens=max_new_tokens, stop=(END_OF_TURN,))
