@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 OOD = ROOT.parent / "shared/data/alpha_umi/dataset/toolbench/test/out_of_domain.json"
@@ -39,6 +40,7 @@ def run_engine(kind: str) -> dict[str, float]:
     from umi.models.base import GenerationParams
 
     start = time.perf_counter()
+    engine: Any
     if kind == "transformers":
         from umi.models.hf import TransformersEngine
 

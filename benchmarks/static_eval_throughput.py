@@ -75,7 +75,8 @@ def main() -> None:
         "| way | seconds | steps/s |",
         "|---|---:|---:|",
         f"| reference (one prompt at a time, models loaded one after another) | {ref:.1f} | {args.steps / ref:.3f} |",
-        f"| umi (`run_static`: one engine, length-ordered batches, prompt cache) | {ours:.1f} | {args.steps / ours:.3f} |",
+        f"| umi (`run_static`: one engine, length-ordered batches, prompt cache) | {ours:.1f} "
+        f"| {args.steps / ours:.3f} |",
         "",
         f"**umi / reference: {ref / ours:.2f}× the steps per second.**",
     ]
