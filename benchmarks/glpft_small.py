@@ -9,7 +9,7 @@ What it does (all resumable; rerun the same command after a kill):
 3. Static (teacher-forced) evaluation of each, and of the base zero-shot, on the same `--eval-steps` steps of the
    test part (seeded sample): Plan ACC, Act. EM, Hallu., Arg. F1, R-L, as in the reference (×100). Prompts are cut
    from the left to `--max-prompt` tokens, as in training; greedy decoding, stop at `</s>` or EOS.
-   `umi.evaluate.static` did not exist when this was written, so the metric code is local (same formulas).
+   Scored with `umi.evaluate.metrics.score` (the reference's formulas).
 4. Writes `benchmarks/results/glpft_small.md` (table), `glpft_small.png` (bar chart), `glpft_small.json`.
 
     nice -n 10 nohup .venv/bin/python benchmarks/glpft_small.py > runs/glpft_small/log.txt 2>&1 &
@@ -29,23 +29,27 @@ from typing import Any
 import torch
 
 from umi.data import build_rows, iter_steps, load_trajectories, split_by_tools, write_rows
+from umi.evaluate.metrics import PredictionRow
+from umi.evaluate.metrics import score as metrics_score
+from umi.evaluate.static import reference_text
 from umi.format import (
     END_OF_TURN,
     backbone_prompt,
     caller_prompt,
+    caller_text,
     parse_backbone,
     parse_planner,
-    parse_step_text,
     planner_prompt,
+    planner_text,
     step_text,
     summarizer_prompt,
 )
-from umi.schema import Step, Turn
+from umi.schema import Step, Trajectory, Turn
 from umi.train.manifest import load_manifest, load_role_model
 from umi.train.recipes import run_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE = Path("/work/shared/data/alpha_umi/dataset/toolbench/test/out_of_domain.json")
+SOURCE = ROOT.parent / "shared/data/alpha_umi/dataset/toolbench/test/out_of_domain.json"
 RESULTS = ROOT / "benchmarks" / "results"
 SYSTEMS = ("base", "single", "multi-task", "one-stage", "glpft")
 LABELS = {
@@ -140,81 +144,26 @@ def predict_single(steps: list[Step], manifest: Path, max_prompt: int) -> list[s
     for s in steps:
         out = parse_backbone(gen(backbone_prompt(s.tools, s.history), 160))
         if out.kind == "give up":
-            texts.append(out.thought + " Next: give up.")
+            texts.append(planner_text(out.thought or None, "give up"))
         elif out.kind == "conclusion":
-            texts.append(step_text(out.thought + " Next: conclusion.", out.answer or "", "conclusion"))
+            texts.append(step_text(planner_text(out.thought or None, "conclusion"), out.answer or "", "conclusion"))
         else:
-            call = f"Action: {out.action or ''}\nAction Input: {out.action_input or ''}"
-            texts.append(step_text(out.thought + " Next: caller.", call, "caller"))
+            call = caller_text(out.action or "", out.action_input or "")
+            texts.append(step_text(planner_text(out.thought or None, "caller"), call, "caller"))
     return texts
 
 
-# ---- metrics (the reference's formulas, §4.1) ----------------------------------------------------------------
+# ---- metrics: umi's paper-exact scorer ---------------------------------------------------------------------
 
 
-def reference_text(s: Step) -> str:
-    if s.route == "give up":
-        return s.planner
-    return step_text(s.planner, s.action if s.route == "caller" else s.answer, s.route)
-
-
-def _arg_f1(pred: str, ref: str) -> float | None:
-    try:
-        r = json.loads(ref)
-    except json.JSONDecodeError:
-        return None
-    try:
-        p = json.loads(pred)
-    except json.JSONDecodeError:
-        return 0.0
-    if not isinstance(p, dict) or not isinstance(r, dict):
-        return 0.0
-    if not r:
-        return 1.0 if not p else 0.0
-    full = sum(1 for k in r if k in p and p[k] == r[k])
-    half = sum(1 for k in r if k in p and p[k] != r[k])
-    try:
-        rec, prec = (full + 0.5 * half) / len(r), (full + 0.5 * half) / len(p)
-        return 2 * prec * rec / (prec + rec)
-    except ZeroDivisionError:
-        return 0.0
-
-
-def score(steps: list[Step], preds: list[str]) -> dict[str, float]:
-    from rouge import Rouge
-
-    n = len(steps)
-    plan = act = hallu = 0
-    f1s: list[float] = []
-    hyps: list[str] = []
-    refs: list[str] = []
-    n_call = 0
-    for s, text in zip(steps, preds, strict=True):
-        ref, pred = parse_step_text(reference_text(s)), parse_step_text(text)
-        names = [t.Name for t in s.tools]
-        plan += pred.plan == ref.plan
-        if pred.plan == "call" and pred.action != "none" and pred.action not in names:
-            hallu += 1
-        if ref.plan == "call":
-            n_call += 1
-            act += pred.action == ref.action
-            f = 0.0 if pred.action != ref.action else _arg_f1(pred.action_input, ref.action_input)
-            if f is not None:
-                f1s.append(f)
-        if ref.plan == "finish":
-            hyps.append(pred.answer if pred.plan == "finish" and pred.answer.strip() else "none")
-            refs.append(ref.answer if ref.answer.strip() else "none")
-    rl = Rouge().get_scores(hyps, refs, avg=True)["rouge-l"]["f"] if hyps else 0.0
-    return {
-        "plan_acc": 100 * plan / n,
-        "act_em": 100 * act / max(n_call, 1),
-        "hallu": 100 * hallu / n,
-        "arg_f1": 100 * sum(f1s) / max(len(f1s), 1),
-        "rouge_l": 100 * rl,
-        "steps": n,
-        "call_steps": n_call,
-        "finish_steps": len(hyps),
-    }
+def score(steps: list[Step], preds: list[str]) -> dict[str, Any]:
+    """`umi.evaluate.metrics.score` over these steps (each step carries its trajectory's tool list)."""
+    trajs = [
+        Trajectory(tools=s.tools, instruction="", conversations=s.history[:1] or [Turn(role="user", value="")])
+        for s in steps
+    ]
+    rows = [PredictionRow(i, s.step, reference_text(s), p) for i, (s, p) in enumerate(zip(steps, preds, strict=True))]
+    return metrics_score(rows, trajs)
 
 
 # ---- report ---------------------------------------------------------------------------------------------------
