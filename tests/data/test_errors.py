@@ -73,3 +73,21 @@ def test_cli_exits_non_zero_with_one_clear_line(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["data", "build", str(tmp_path / "nope.json"), "--out", str(tmp_path)])
     assert result.exit_code != 0 and "no such file" in result.output
+
+
+def test_data_tools_converts_each_source(tmp_path: Path, shared_data: Path) -> None:
+    runner = CliRunner()
+    cases = {
+        "stabletoolbench/solvable_queries/test_instruction/G1_tool.json": 100,
+        "toolalpaca/data/eval_simulated.json": 10,
+        "toolbench/data_example/instruction/G1_query.json": 5,
+    }
+    for rel, at_least in cases.items():
+        out = tmp_path / "tools.json"
+        res = runner.invoke(app, ["data", "tools", str(shared_data / rel), "--out", str(out), "--json"])
+        assert res.exit_code == 0, res.output
+        specs = json.loads(out.read_text())
+        assert len(specs) >= at_least and all("parameters" in s and s["name"] for s in specs)
+    bad = _write(tmp_path, "{broken")
+    res = runner.invoke(app, ["data", "tools", str(bad), "--out", str(tmp_path / "x.json")])
+    assert res.exit_code != 0 and "not JSON" in res.output

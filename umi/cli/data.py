@@ -179,3 +179,37 @@ def rows_check(
     if bad:
         raise typer.Exit(1)
     print(json.dumps({"identical": True}))
+
+
+@app.command()
+def tools(
+    input_path: Path = typer.Argument(
+        ...,
+        metavar="INPUT",
+        help="ToolBench/StableToolBench query file, ToolAlpaca eval file, OpenAPI document or OpenAI functions (JSON).",
+    ),
+    out: Path = typer.Option(..., "--out", help="JSON file of umi ToolSpecs."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Convert tool documents to umi tool schemas (typed parameters, required/optional, enums, defaults)."""
+    from umi.schema import ToolSpec
+    from umi.tools.specs import from_api_list, from_openapi, load_tools
+
+    try:
+        data = read_json(input_path)
+        if isinstance(data, list) and data and isinstance(data[0], dict) and "api_list" in data[0]:
+            seen: dict[str, ToolSpec] = {}
+            for query in data:  # query files repeat tools across queries: keep each API once
+                for spec in from_api_list(query["api_list"]):
+                    seen.setdefault(spec.name, spec)
+            specs = list(seen.values())
+        elif isinstance(data, list) and data and isinstance(data[0], dict) and "Documentation" in data[0]:
+            specs = [s for tool in data for s in from_openapi(tool["Documentation"])]
+        else:
+            specs = load_tools(input_path)
+    except (DataError, ValueError, KeyError) as exc:
+        fail(f"{input_path}: {exc}")
+    write_json(out, [s.model_dump() for s in specs])
+    console.print(f"wrote {len(specs)} tool schemas to {out}")
+    if as_json:
+        print_json_last({"tools": len(specs)})
