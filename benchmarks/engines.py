@@ -1,6 +1,6 @@
 """Engines side by side on a real α-UMi planner prompt: prefill and decode speed, peak memory, prefix caching.
 
-Each engine runs in its own subprocess so its peak resident memory is its own. Prefill speed comes from a
+The speed runs turn llama.cpp's prompt cache off so both engines prefill in full. Each engine runs in its own subprocess so its peak resident memory is its own. Prefill speed comes from a
 1-token generation; decode speed from the extra time of a 64-token generation. Prefix caching: the planner
 prompts of 4 successive steps of one trajectory (a growing history), with llama.cpp's prompt cache on and off.
 
@@ -48,7 +48,7 @@ def run_engine(kind: str) -> dict[str, float]:
     else:
         from umi.models.llamacpp import LlamaCppEngine
 
-        engine = LlamaCppEngine("embedded", cache_prompt=(kind != "llama.cpp-nocache"), n_ctx=8192)
+        engine = LlamaCppEngine("embedded", cache_prompt=(kind == "llama.cpp-cache"), n_ctx=8192)
     load = time.perf_counter() - start
     prompt, chain = prompts()
     if kind == "llama.cpp-nocache" or kind == "llama.cpp-cache":
