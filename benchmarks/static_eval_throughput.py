@@ -1,6 +1,6 @@
 """Steps per second of `umi eval static` against the reference's way, same steps, same model, one run.
 
-The reference's way: one prompt at a time, and the roles' models loaded one after another (planner for every
+The reference's way: one prompt at a time, no cache across calls, and the roles' models loaded one after another (planner for every
 step, freed, then the caller, then the summarizer), in file order. umi's way: `run_static` with the three roles
 bound to one loaded engine, steps in order of prompt length (neighbouring prompts share long prefixes, which
 llama.cpp's prompt cache reuses), batched.
@@ -29,7 +29,7 @@ OOD = ROOT.parent / "shared/data/alpha_umi/dataset/toolbench/test/out_of_domain.
 
 def reference_way(steps, params: GenerationParams) -> float:
     start = time.perf_counter()
-    engine = LlamaCppEngine("embedded")
+    engine = LlamaCppEngine("embedded", cache_prompt=False)  # HF generate kept no cache across calls
     thoughts = []
     for s in steps:
         out = engine.complete([planner_prompt(s.tools, s.history)], params)[0]
@@ -37,7 +37,7 @@ def reference_way(steps, params: GenerationParams) -> float:
     engine.close()
     del engine
     for role in ("caller", "summarizer"):
-        engine = LlamaCppEngine("embedded")
+        engine = LlamaCppEngine("embedded", cache_prompt=False)
         for s, p in zip(steps, thoughts, strict=True):
             hist = [*s.history, Turn.model_validate({"from": "assistant", "value": p.thought})]
             if role == "caller" and p.route in ("caller", "none"):
@@ -74,7 +74,7 @@ def main() -> None:
         "",
         "| way | seconds | steps/s |",
         "|---|---:|---:|",
-        f"| reference (one prompt at a time, models loaded one after another) | {ref:.1f} | {args.steps / ref:.3f} |",
+        f"| reference (one prompt at a time, no cache across calls, models loaded one after another) | {ref:.1f} | {args.steps / ref:.3f} |",
         f"| umi (`run_static`: one engine, length-ordered batches, prompt cache) | {ours:.1f} "
         f"| {args.steps / ours:.3f} |",
         "",
