@@ -1,6 +1,7 @@
 """Engines side by side on a real α-UMi planner prompt: prefill and decode speed, peak memory, prefix caching.
 
-The speed runs turn llama.cpp's prompt cache off so both engines prefill in full. Each engine runs in its own subprocess so its peak resident memory is its own. Prefill speed comes from a
+The speed runs turn llama.cpp's prompt cache off so both engines prefill in full.
+Each engine runs in its own subprocess so its peak resident memory is its own. Prefill speed comes from a
 1-token generation; decode speed from the extra time of a 64-token generation. Prefix caching: the planner
 prompts of 4 successive steps of one trajectory (a growing history), with llama.cpp's prompt cache on and off.
 

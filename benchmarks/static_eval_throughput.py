@@ -1,7 +1,7 @@
 """Steps per second of `umi eval static` against the reference's way, same steps, same model, one run.
 
-The reference's way: one prompt at a time, no cache across calls, and the roles' models loaded one after another (planner for every
-step, freed, then the caller, then the summarizer), in file order. umi's way: `run_static` with the three roles
+The reference's way: one prompt at a time, no cache across calls, and the roles' models loaded one after
+another (planner for every step, freed, then the caller, then the summarizer), in file order. umi's way: `run_static` with the three roles
 bound to one loaded engine, steps in order of prompt length (neighbouring prompts share long prefixes, which
 llama.cpp's prompt cache reuses), batched.
 
@@ -74,7 +74,8 @@ def main() -> None:
         "",
         "| way | seconds | steps/s |",
         "|---|---:|---:|",
-        f"| reference (one prompt at a time, no cache across calls, models loaded one after another) | {ref:.1f} | {args.steps / ref:.3f} |",
+        "| reference (one prompt at a time, no cache across calls, models loaded one after another) "
+        f"| {ref:.1f} | {args.steps / ref:.3f} |",
         f"| umi (`run_static`: one engine, length-ordered batches, prompt cache) | {ours:.1f} "
         f"| {args.steps / ours:.3f} |",
         "",
