@@ -1,9 +1,9 @@
 """Steps per second of `umi eval static` against the reference's way, same steps, same model, one run.
 
 The reference's way: one prompt at a time, no cache across calls, and the roles' models loaded one after
-another (planner for every step, freed, then the caller, then the summarizer), in file order. umi's way: `run_static` with the three roles
-bound to one loaded engine, steps in order of prompt length (neighbouring prompts share long prefixes, which
-llama.cpp's prompt cache reuses), batched.
+another (planner for every step, freed, then the caller, then the summarizer), in file order. umi's way:
+`run_static` with the three roles bound to one loaded engine, steps in order of prompt length, batched; the
+caller and summarizer prompts repeat the planner's history, which llama.cpp's prompt cache reuses.
 
     python benchmarks/static_eval_throughput.py [--steps 20] [--max-new-tokens 32]
 """
