@@ -75,7 +75,7 @@ def test_cli_score_json_last_line(ood_path: Path, tmp_path: Path) -> None:
     res = runner.invoke(app, ["eval", "report", str(tmp_path), "--out", str(tmp_path / "rep"), "--name", "gold"])
     assert res.exit_code == 0, res.output
     md = (tmp_path / "rep" / "report.md").read_text()
-    assert "| gold | umi (ours) | 100.00" in md and "paper (LLaMA-2-7B" in md
+    assert "| gold | umi (ours) | 100.00" in md and "paper (α-UMi Table 1" in md
     assert (tmp_path / "rep" / "report.png").stat().st_size > 1000
     res = runner.invoke(app, ["eval", "score", str(tmp_path / "nope.jsonl"), "--data", str(ood_path)])
     assert res.exit_code != 0 and "not found" in res.output

@@ -23,7 +23,7 @@ PAPER_TABLE1_OOD: dict[str, dict[str, float]] = {
     "7B Single-LLM multi-task": {"plan_acc": 86.55, "act_em": 56.89, "hallu": 2.77, "arg_f1": 49.50, "rouge_l": 32.58},
     "7B α-UMi w/ reuse": {"plan_acc": 89.72, "act_em": 60.47, "hallu": 0.45, "arg_f1": 53.60, "rouge_l": 46.26},
 }
-PAPER_LABEL = "paper (LLaMA-2-7B, α-UMi OOD test set)"
+PAPER_LABEL = "paper (α-UMi Table 1, OOD)"
 
 
 def markdown_table(results: Mapping[str, Mapping[str, Any]], paper_rows: Mapping[str, Mapping[str, float]]) -> str:
@@ -48,7 +48,7 @@ def bar_chart(
     import matplotlib.pyplot as plt
 
     systems = [(f"{n} (ours)", r) for n, r in results.items()] + [(f"{n} (paper)", r) for n, r in paper_rows.items()]
-    fig, ax = plt.subplots(figsize=(max(8, 1.4 * len(METRICS) * max(1, len(systems)) / 3), 4.5))
+    fig, ax = plt.subplots(figsize=(12, 5.5))
     width = 0.8 / max(1, len(systems))
     for i, (name, r) in enumerate(systems):
         xs = [j + i * width for j in range(len(METRICS))]
@@ -62,7 +62,7 @@ def bar_chart(
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(METRICS))], [n for _, n in METRICS])
     ax.set_ylabel("score (×100)")
     ax.set_title(title)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.08))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
