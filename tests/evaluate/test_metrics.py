@@ -44,6 +44,32 @@ def test_arg_f1_quirks() -> None:
     # one full hit of two reference keys, one extra predicted key: R = 1/2, P = 1/2
     assert arg_f1("a", "a", '{"x": 1, "y": 2}', '{"x": 1, "z": 3}') == pytest.approx(0.5)
     assert arg_f1("a", "a", '{"x": 1}', "{}") == 0.0  # zero division → 0
+    assert arg_f1("a", "b", "{not json", "{}") == 0.0  # names are compared first: kept, scores 0
+    assert arg_f1("a", "a", '{"x": 1, "y": 2}', '{"x": 1, "y": 3}') == pytest.approx(0.75)  # one full, one half hit
+    assert arg_f1("a", "a", '{"x": "Paris"}', '{"x": "paris"}') == pytest.approx(0.5)  # case-sensitive values
+
+
+def test_clean_variant_is_type_and_case_lenient() -> None:
+    assert arg_f1("a", "a", '{"x": [1, "2"]}', '{"x": ["1", 2]}', clean=True) == 1.0
+    assert arg_f1("a", "a", '{"x": true}', '{"x": "True"}', clean=True) == 1.0
+    assert arg_f1("a", "a", '{"x": "Paris "}', '{"x": "Paris"}', clean=True) == 1.0
+    assert arg_f1("a", "a", '{"x": "AAPL"}', '{"x": "aapl"}', clean=True) == pytest.approx(0.5)  # case kept
+    assert arg_f1("a", "a", '{"x": 5}', '{"x": "6"}', clean=True) == pytest.approx(0.5)
+    assert arg_f1("A", "a", "{}", "{}", clean=True) == 0.0  # names stay exact in the clean variant
+
+
+def test_easy_and_hard_parts() -> None:
+    r = score(
+        rows(
+            (call("a_for_t", "{}"), call("a_for_t", "{}")),  # easy, 1
+            (call("a_for_t", "{}"), call("a_for_t", '{"q": 1}')),  # easy, 0
+            (call("b_for_t", '{"q": 1}'), call("b_for_t", '{"q": 1}')),  # hard, 1
+            (call("b_for_t", "{bad"), call("a_for_t", "{}")),  # names differ first: hard, 0, not dropped
+        ),
+        [TRAJ],
+    )
+    assert r["arg_dropped"] == 0
+    assert (r["arg_f1"], r["arg_f1_easy"], r["arg_f1_hard"]) == (50.0, 50.0, 50.0)
 
 
 def test_plan_act_hallu_denominators() -> None:
@@ -62,6 +88,31 @@ def test_plan_act_hallu_denominators() -> None:
     assert r["act_em"] == pytest.approx(33.33)
     assert r["hallu"] == 20.0  # 1 of ALL 5 steps; `none` is not a hallucination
     assert r["rouge_l"] == pytest.approx(100 * rouge_l(["none"], ["yes"]))
+
+
+def test_rouge_hypothesis_none_when_the_prediction_did_not_finish() -> None:
+    r = score(rows((finish("none"), call("a_for_t")), (finish("yes it is"), finish("yes it is"))), [TRAJ])
+    assert r["finish_steps"] == 2 and r["rouge_l"] == pytest.approx(100.0, abs=0.01)  # "none" vs "none" scores 1
+    r = score(
+        rows(
+            (finish("the weather is sunny"), GIVE_UP),
+        ),
+        [TRAJ],
+    )
+    assert r["rouge_l"] == 0.0 and r["plan_acc"] == 0.0
+
+
+def test_hallucination_rules() -> None:
+    r = score(
+        rows(
+            (call("a_for_t"), call("Finish")),  # Finish is not in the tool list: a hallucination
+            (call("a_for_t"), call("A_FOR_T")),  # exact, case-sensitive names
+            (finish("x"), "assistant: t\n Next: caller.</s>caller: no action here"),  # action none: not counted
+            (GIVE_UP, finish("zzz")),  # not a call: not counted
+        ),
+        [TRAJ],
+    )
+    assert r["hallu"] == 50.0 and r["act_em"] == 0.0  # 2 of ALL 4 steps
 
 
 def test_rouge_none_and_case() -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from umi.evaluate.metrics import read_predictions, score
-from umi.evaluate.static import run_static
-from umi.format import CALLER_CUE, END_OF_TURN, SUMMARIZER_CUE
+from umi.evaluate.static import read_step_keys, run_static, sample_step_keys, select_steps
+from umi.format import BACKBONE_CUE, CALLER_CUE, END_OF_TURN, SUMMARIZER_CUE, parse_step_text
 from umi.models import ScriptedEngine
 from umi.models.roles import RoleBinding, Roles
 
@@ -38,6 +39,22 @@ def test_caller_and_summarizer_see_the_planners_prediction_as_assistant(ood_path
         ) in p
         assert "planner: " not in p
     assert len(read_predictions(str(tmp_path / "predictions.jsonl"))) == 12
+    # Byte for byte: each follow-up prompt is the umi.format prompt over gold history + `assistant: <pred></s>`.
+    from umi.data import iter_steps, load_trajectories
+    from umi.format import caller_prompt, planner_prompt, render_turn, summarizer_prompt
+    from umi.schema import Turn
+
+    seen = {p for p, _ in engine.prompts}
+    for s in iter_steps(load_trajectories(ood_path).items)[:12]:
+        pred = (
+            "PRED thought\n Next: caller."
+            if len(planner_prompt(s.tools, s.history)) % 2
+            else "PRED done\n Next: conclusion."
+        )
+        hist = [*s.history, Turn.model_validate({"from": "assistant", "value": pred})]
+        want = caller_prompt(s.tools, hist, pred) if "caller" in pred else summarizer_prompt(hist)
+        assert want in seen
+        assert render_turn("assistant", pred) in want
 
 
 def test_resume_after_a_crash(ood_path: Path, tmp_path: Path) -> None:
@@ -75,7 +92,141 @@ def test_cli_score_json_last_line(ood_path: Path, tmp_path: Path) -> None:
     res = runner.invoke(app, ["eval", "report", str(tmp_path), "--out", str(tmp_path / "rep"), "--name", "gold"])
     assert res.exit_code == 0, res.output
     md = (tmp_path / "rep" / "report.md").read_text()
-    assert "| gold | umi (ours) | 100.00" in md and "paper (α-UMi Table 1" in md
+    assert (
+        "| gold | umi (ours) | 100.00" in md and "paper, LLaMA-2 7B, OOD" in md and "paper, GPT-4 zero-shot, OOD" in md
+    )
     assert (tmp_path / "rep" / "report.png").stat().st_size > 1000
     res = runner.invoke(app, ["eval", "score", str(tmp_path / "nope.jsonl"), "--data", str(ood_path)])
     assert res.exit_code != 0 and "not found" in res.output
+
+
+def test_killed_mid_run_then_resumed(ood_path: Path, tmp_path: Path) -> None:
+    """A real interruption (the engine dies after 3 batches), then the same call again: no duplicates, same scores."""
+    from umi.data import load_trajectories
+
+    trajs = load_trajectories(ood_path).items
+    roles, _ = scripted_roles()
+    run_static(ood_path, roles, tmp_path / "full", limit=14, batch_size=2)
+    full = score(read_predictions(str(tmp_path / "full" / "predictions.jsonl")), trajs)
+
+    calls = {"n": 0}
+    good, _ = scripted_roles()
+
+    class Dying:
+        name = "dying"
+
+        def complete(self, prompts, params, *, adapter=None):  # type: ignore[no-untyped-def]
+            calls["n"] += 1
+            if calls["n"] > 5:  # planner+follow-up per batch: dies inside the 3rd batch
+                raise KeyboardInterrupt
+            return good.planner.complete(prompts, params)  # type: ignore[union-attr]
+
+    dying = RoleBinding(Dying())  # type: ignore[arg-type]
+    with pytest.raises(KeyboardInterrupt):
+        run_static(
+            ood_path, Roles(planner=dying, caller=dying, summarizer=dying), tmp_path / "part", limit=14, batch_size=2
+        )
+    done = read_predictions(str(tmp_path / "part" / "predictions.jsonl"))
+    assert 0 < len(done) < 14
+    roles2, engine2 = scripted_roles()
+    res = run_static(ood_path, roles2, tmp_path / "part", limit=14, batch_size=2)
+    assert res.skipped == len(done)
+    rows = read_predictions(str(tmp_path / "part" / "predictions.jsonl"))
+    raw = (tmp_path / "part" / "predictions.jsonl").read_text().splitlines()
+    assert len(raw) == 14 and len({(r.traj, r.step) for r in rows}) == 14
+    assert score(rows, trajs) == full
+
+
+def test_steps_subset_file_and_sampling(ood_path: Path, tmp_path: Path) -> None:
+    from umi.data import iter_steps, load_trajectories
+
+    steps = iter_steps(load_trajectories(ood_path).items)
+    keys = sample_step_keys(steps, 9, seed=3)
+    assert keys == sample_step_keys(steps, 9, seed=3) and keys == sorted(keys) and len(set(keys)) == 9
+    assert len({t for t, _ in keys}) > 3  # spread over trajectories, unlike the first 9 in file order
+    path = tmp_path / "subset.json"
+    path.write_text(json.dumps({"steps": [list(k) for k in keys]}))
+    assert read_step_keys(path) == keys
+    roles, _ = scripted_roles()
+    run_static(ood_path, roles, tmp_path / "run", keys=read_step_keys(path), batch_size=4)
+    got = sorted((r.traj, r.step) for r in read_predictions(str(tmp_path / "run" / "predictions.jsonl")))
+    assert got == keys
+    assert read_step_keys(tmp_path / "run" / "predictions.jsonl") is not None  # a predictions file is a subset too
+    with pytest.raises(ValueError, match="not in the data"):
+        select_steps(steps, keys=[(99999, 0)])
+    run_static(ood_path, roles, tmp_path / "grow", limit=2)
+    run_static(ood_path, roles, tmp_path / "grow", limit=4)  # a larger selection resumes
+    with pytest.raises(ValueError, match="outside this selection"):
+        run_static(ood_path, roles, tmp_path / "grow", limit=3)
+
+
+def test_single_backbone_mapped_into_the_reference_layout(ood_path: Path, tmp_path: Path) -> None:
+    outputs = iter(
+        ['I call.\nAction: a_tool\nAction Input: {"q": 1}', "Done.\nconclusion: 42", "Hmm.\nconclusion: give up."] * 5
+    )
+    engine = ScriptedEngine(lambda prompt, adapter: next(outputs))
+    roles = Roles(backbone=RoleBinding(engine))
+    run_static(ood_path, roles, tmp_path, limit=9, single=True, batch_size=3)
+    assert all(p.endswith(BACKBONE_CUE) for p, _ in engine.prompts)
+    preds = [parse_step_text(r.prediction) for r in read_predictions(str(tmp_path / "predictions.jsonl"))]
+    assert {p.plan for p in preds} == {"call", "finish", "give up"}
+    call = next(p for p in preds if p.plan == "call")
+    assert (call.action, call.action_input) == ("a_tool", '{"q": 1}')
+    assert next(p for p in preds if p.plan == "finish").answer == "42"
+
+
+def test_no_marker_defaults_to_the_caller(ood_path: Path, tmp_path: Path) -> None:
+    def respond(prompt: str, adapter: str | None) -> str:
+        return "Action: x\nAction Input: {}" if prompt.endswith(CALLER_CUE) else "just a thought"
+
+    engine = ScriptedEngine(respond)
+    b = RoleBinding(engine)
+    run_static(ood_path, Roles(planner=b, caller=b, summarizer=b), tmp_path, limit=4)
+    assert sum(p.endswith(CALLER_CUE) for p, _ in engine.prompts) == 4
+    assert all(("assistant: just a thought" + END_OF_TURN) in p for p, _ in engine.prompts if p.endswith(CALLER_CUE))
+    for r in read_predictions(str(tmp_path / "predictions.jsonl")):
+        assert parse_step_text(r.prediction).action == "x"
+
+
+def test_cli_static_with_scripted_roles_and_subset(
+    ood_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import umi.models.roles as roles_mod
+    from umi.cli.main import app
+
+    roles, engine = scripted_roles()
+    monkeypatch.setattr(roles_mod, "load_roles", lambda source: roles)
+    runner = CliRunner()
+    sub = tmp_path / "subset.json"
+    res = runner.invoke(app, ["eval", "subset", "--data", str(ood_path), "--n", "6", "--seed", "1", "--out", str(sub)])
+    assert res.exit_code == 0, res.output
+    args = ["eval", "static", "--data", str(ood_path), "--roles", "x.toml", "--out", str(tmp_path / "run")]
+    res = runner.invoke(app, [*args, "--steps", str(sub), "--batch-size", "2"])
+    assert res.exit_code == 0, res.output
+    assert len(read_predictions(str(tmp_path / "run" / "predictions.jsonl"))) == 6
+    res = runner.invoke(app, [*args, "--steps", str(sub)])  # resumes: nothing left to do
+    assert res.exit_code == 0 and "6 already done" in res.output
+    assert len((tmp_path / "run" / "predictions.jsonl").read_text().splitlines()) == 6
+    res = runner.invoke(app, [*args, "--steps", str(sub), "--limit", "3"])
+    assert res.exit_code != 0 and "not both" in res.output
+    res = runner.invoke(
+        app,
+        ["eval", "score", str(tmp_path / "run" / "predictions.jsonl"), "--data", str(ood_path), "--json", "--clean"],
+    )
+    assert res.exit_code == 0, res.output
+    last = json.loads(res.output.strip().splitlines()[-1])
+    assert set(last) >= {
+        "plan_acc",
+        "act_em",
+        "hallu",
+        "arg_f1",
+        "arg_f1_easy",
+        "arg_f1_hard",
+        "rouge_l",
+        "steps",
+        "call_steps",
+        "finish_steps",
+        "giveup_steps",
+        "clean",
+    }
+    assert last["steps"] == 6

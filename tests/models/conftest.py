@@ -2,18 +2,72 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 
-@pytest.fixture(scope="session")
-def llama_engine():
+@pytest.fixture(scope="package", autouse=True)
+def umi_cache(tmp_path_factory: pytest.TempPathFactory):
+    """A fresh cache for this package: the GGUF is dequantized once here, not read from ~/.cache/umi."""
+    old = os.environ.get("UMI_CACHE")
+    path = tmp_path_factory.mktemp("umi-cache")
+    os.environ["UMI_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("UMI_CACHE", None)
+    else:
+        os.environ["UMI_CACHE"] = old
+
+
+@pytest.fixture(scope="package")
+def llama_engine(umi_cache: Path):
     from umi.models.llamacpp import LlamaCppEngine
 
     engine = LlamaCppEngine("embedded", n_ctx=4096, role="test")
     yield engine
     engine.close()
+
+
+@pytest.fixture(scope="package")
+def hf_engine(umi_cache: Path):
+    """The embedded GGUF through transformers: dequantized once into the package's cache (timed)."""
+    import time
+
+    from umi.models.hf import TransformersEngine
+
+    start = time.perf_counter()
+    engine = TransformersEngine("embedded", role="test")
+    engine.first_load_seconds = time.perf_counter() - start  # type: ignore[attr-defined]
+    return engine
+
+
+def write_gguf_lora(path: Path, seed: int, rank: int = 8) -> Path:
+    """A random LoRA on every attn_q of the embedded GGUF, in llama.cpp's adapter format (what
+    convert_lora_to_gguf.py writes: general.type=adapter, `<tensor>.lora_a` (r, in) and `.lora_b` (out, r))."""
+    import gguf
+    import numpy as np
+
+    from umi.models.embedded import embedded_gguf
+
+    reader = gguf.GGUFReader(str(embedded_gguf()))
+    arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
+    rng = np.random.default_rng(seed)
+    writer = gguf.GGUFWriter(str(path), arch)
+    writer.add_string("general.type", "adapter")
+    writer.add_string("adapter.type", "lora")
+    writer.add_float32("adapter.lora.alpha", 16.0)
+    for t in reader.tensors:
+        if t.name.endswith("attn_q.weight"):
+            n_in, n_out = int(t.shape[0]), int(t.shape[1])
+            writer.add_tensor(t.name + ".lora_a", rng.normal(0, 0.5, (rank, n_in)).astype(np.float32))
+            writer.add_tensor(t.name + ".lora_b", rng.normal(0, 0.5, (n_out, rank)).astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
 
 
 def build_tiny_llama(root: Path) -> Path:
@@ -68,3 +122,10 @@ def build_tiny_llama(root: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_llama(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="package")
+def gguf_loras(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two random GGUF LoRAs (planner, caller) for the embedded base."""
+    root = tmp_path_factory.mktemp("gguf-loras")
+    return {role: write_gguf_lora(root / f"{role}.gguf", seed) for seed, role in enumerate(("planner", "caller"), 1)}

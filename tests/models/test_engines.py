@@ -6,6 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
+import torch
 
 from umi.models.base import EngineError, GenerationParams
 from umi.models.embedded import SMOLLM2_SHA256, embedded_gguf, sha256_of
@@ -47,16 +48,41 @@ def test_http_engine_against_a_real_llamacpp_server(llama_engine) -> None:
     assert outs[0].prompt_tokens == 5
 
 
-def test_transformers_engine_on_the_embedded_gguf() -> None:
-    from umi.models.hf import TransformersEngine
+def test_transformers_engine_on_the_embedded_gguf(hf_engine, umi_cache: Path) -> None:
+    from umi.models.embedded import embedded_gguf
+    from umi.models.hf import TransformersEngine, dequantized_dir
 
-    engine = TransformersEngine("embedded", role="test")
-    outs = engine.complete(["The capital of France is", "Hello, my name is"], GREEDY)
+    assert hf_engine.model.dtype == torch.float32 and hf_engine.device == "cpu"  # fp32 on CPU
+    outs = hf_engine.complete(["The capital of France is", "Hello, my name is"], GREEDY)
     assert outs[0].text.strip().startswith("Paris")
-    assert all(o.new_tokens > 0 for o in outs)
-    # the dequantized weights are cached: a second load skips dequantization
-    again = TransformersEngine("embedded")
-    assert again.load_seconds < engine.load_seconds or again.load_seconds < 5
+    assert all(o.new_tokens > 0 and o.prompt_tokens > 0 for o in outs)
+    # left padding: a prompt batched with a longer one generates what it generates alone
+    alone = hf_engine.complete(["Hello, my name is"], GREEDY)[0]
+    assert alone.text == outs[1].text
+    # the dequantized weights were cached as safetensors under UMI_CACHE; a second load reuses them untouched
+    cached = dequantized_dir(embedded_gguf())
+    assert cached.parent == umi_cache and any(cached.glob("*.safetensors"))
+    stamp = {f.name: f.stat().st_mtime_ns for f in cached.iterdir()}
+    TransformersEngine("embedded")
+    assert {f.name: f.stat().st_mtime_ns for f in cached.iterdir()} == stamp
+
+
+def test_transformers_stop_strings_and_eos(hf_engine) -> None:
+    c = hf_engine.complete(["The capital of France is"], GenerationParams(max_new_tokens=8, stop=("Paris",)))[0]
+    assert "Paris" not in c.text and c.finish_reason == "stop"
+    c = hf_engine.complete(["Once upon a time"], GenerationParams(max_new_tokens=3))[0]
+    assert c.finish_reason == "length" and c.new_tokens == 3
+    sampled = GenerationParams(max_new_tokens=6, temperature=0.9, seed=7)
+    assert hf_engine.complete(["Hi"], sampled)[0].text == hf_engine.complete(["Hi"], sampled)[0].text
+
+
+def test_gemma_second_base_on_llamacpp() -> None:
+    from umi.models.llamacpp import LlamaCppEngine
+
+    engine = LlamaCppEngine("gemma3-270m", n_ctx=256, role="backbone")
+    c = engine.complete(["The capital of France is"], GREEDY)[0]
+    assert c.new_tokens > 0 and engine.model_path.name == "gemma-3-270m-q4_k_m.gguf"
+    engine.close()
 
 
 def _closed_port() -> int:
@@ -66,12 +92,17 @@ def _closed_port() -> int:
 
 
 def test_errors_name_role_engine_and_fix(tmp_path: Path) -> None:
+    from umi.models.hf import TransformersEngine
     from umi.models.llamacpp import LlamaCppEngine
     from umi.models.openai_http import OpenAIEngine
     from umi.models.roles import load_roles
 
-    with pytest.raises(EngineError, match=r"GGUF file .*missing\.gguf not found; give an existing"):
+    with pytest.raises(EngineError, match=r"role .planner., engine llama.cpp: GGUF file .*missing\.gguf not found"):
         LlamaCppEngine(str(tmp_path / "missing.gguf"), role="planner")
+    with pytest.raises(EngineError, match=r"role 'summarizer', engine transformers: GGUF file .*missing\.gguf not"):
+        TransformersEngine(str(tmp_path / "missing.gguf"), role="summarizer")
+    with pytest.raises(EngineError, match=r"role 'caller', engine llama.cpp: LoRA adapter .*nope\.gguf not found; con"):
+        LlamaCppEngine("embedded", loras={"caller": tmp_path / "nope.gguf"}, role="caller")
     engine = OpenAIEngine(f"http://127.0.0.1:{_closed_port()}/v1", role="caller", max_retries=0, timeout=2)
     with pytest.raises(EngineError, match=r"role 'caller', engine openai: .* check that the server is running"):
         engine.complete(["x"], GREEDY)
@@ -80,7 +111,7 @@ def test_errors_name_role_engine_and_fix(tmp_path: Path) -> None:
         '[engines.base]\nkind = "transformers"\nmodel = "embedded"\nadapters = { planner = "nope" }\n'
         '[roles.planner]\nengine = "base"\nadapter = "planner"\n'
     )
-    with pytest.raises(EngineError, match=r"role 'planner', engine transformers: .*nope is not a PEFT adapter folder"):
+    with pytest.raises(EngineError, match=r"role 'planner', engine transformers: adapter .*nope is not a PEFT adapter"):
         load_roles(config)
     with pytest.raises(EngineError, match="unknown engine kind"):
         load_roles({"engines": {"e": {"kind": "magic"}}, "roles": {"planner": {"engine": "e"}}})

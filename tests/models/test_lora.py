@@ -63,3 +63,17 @@ def test_roles_from_config_share_one_engine(tiny_llama: Path, tmp_path: Path) ->
         r: roles.get(r).complete(["the caller calls"], params)[0].text for r in ("planner", "caller", "summarizer")
     }
     assert len(set(texts.values())) >= 2
+
+
+def test_llamacpp_gguf_loras_switch_per_request(gguf_loras: dict[str, Path]) -> None:
+    """Two GGUF LoRAs beside one llama.cpp base: each request enables only its role's adapter (scale 1)."""
+    from umi.models.llamacpp import LlamaCppEngine
+
+    engine = LlamaCppEngine("embedded", n_ctx=256, loras=gguf_loras, role="planner/caller")
+    params = GenerationParams(max_new_tokens=6)
+    prompt = ["The capital of France is"]
+    texts = {r: engine.complete(prompt, params, adapter=r)[0].text for r in ("planner", "caller", None)}
+    assert len(set(texts.values())) == 3
+    assert texts[None].strip().startswith("Paris")  # adapters off: the bare base
+    assert engine.complete(prompt, params, adapter="planner")[0].text == texts["planner"]
+    engine.close()

@@ -30,15 +30,26 @@ def static(
     roles: str | None = typer.Option(None, "--roles", help="Role config, run manifest or packaged name."),
     single: bool = typer.Option(False, "--single", help="Evaluate the backbone role as a single LLM."),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N steps in file order."),
+    steps: Path | None = typer.Option(
+        None, "--steps", help="Only these steps: a JSON list of [traj, step] (see `umi eval subset`)."
+    ),
     batch_size: int = typer.Option(8, "--batch-size"),
     max_new_tokens: int = typer.Option(512, "--max-new-tokens"),
 ) -> None:
     """Teacher-forced predictions for every planner step (resumes where a previous run stopped)."""
     from umi.data import DataError
-    from umi.evaluate.static import run_static
+    from umi.evaluate.static import read_step_keys, run_static
     from umi.models.base import EngineError
     from umi.models.roles import default_roles, load_roles
 
+    if limit is not None and steps is not None:
+        fail("give --limit or --steps, not both")
+    if steps is not None and not steps.exists():
+        fail(f"subset file {steps} not found; write one with `umi eval subset`")
+    try:
+        keys = read_step_keys(steps) if steps is not None else None
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        fail(f"{steps}: not a subset file (a JSON list of [traj, step] pairs): {exc}")
     try:
         bound = load_roles(roles) if roles else default_roles()
         with Progress(
@@ -68,6 +79,7 @@ def static(
                 out,
                 single=single,
                 limit=limit,
+                keys=keys,
                 batch_size=batch_size,
                 max_new_tokens=max_new_tokens,
                 on_progress=progress,
@@ -82,8 +94,10 @@ def static(
 def score(
     predictions: Path = typer.Argument(..., help="predictions.jsonl"),
     data: Path = typer.Option(..., "--data", help="The test trajectories the predictions are for."),
-    as_json: bool = typer.Option(False, "--json"),
-    clean: bool = typer.Option(False, "--clean", help="Also report type-lenient args and case-insensitive ROUGE."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object on the last line of stdout."),
+    clean: bool = typer.Option(
+        False, "--clean", help='Also report type-lenient args ("5" == 5) and case-insensitive ROUGE, beside.'
+    ),
 ) -> None:
     """The five metrics ×100, exactly as the reference computed them."""
     from umi.data import DataError, load_trajectories
@@ -108,6 +122,26 @@ def score(
         fail(str(exc))
     if as_json:
         print_json_last(result)
+
+
+@eval_app.command()
+def subset(
+    data: Path = typer.Option(..., "--data", help="The test trajectories."),
+    n: int = typer.Option(60, "--n", help="How many steps."),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(..., "--out", help="JSON file to write (give it to `umi eval static --steps`)."),
+) -> None:
+    """A fixed random subset of steps (seeded, in file order), so small runs are comparable and documented."""
+    from umi.data import DataError, iter_steps, load_trajectories
+    from umi.evaluate.static import sample_step_keys
+
+    try:
+        keys = sample_step_keys(iter_steps(load_trajectories(data).items), n, seed)
+    except DataError as exc:
+        fail(str(exc))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"data": str(data), "n": n, "seed": seed, "steps": [list(k) for k in keys]}) + "\n")
+    console.print(f"{len(keys)} steps (seed {seed}) → {out}")
 
 
 @eval_app.command()

@@ -1,28 +1,57 @@
-"""`umi models check`: load every configured role, generate a little with each, report speed and memory."""
+"""`umi models check`: load every configured role, generate a little with each, report speed and memory.
+
+Why a command for it: a role configuration names files, servers and adapters that may be missing on this machine;
+loading each role once and timing a short completion finds that out (with one clear line) before a long run.
+"""
 
 from __future__ import annotations
 
 import resource
 import time
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from umi.cli._common import console, fail, print_json_last
 
+FLAG_HELP = (
+    "KIND:MODEL#ADAPTER (KIND and #ADAPTER optional), e.g. embedded, transformers:embedded#RUN/planner/adapter, "
+    "http://HOST:8000/v1#planner"
+)
 
-def _rss_mib() -> float:
-    """Peak resident memory of this process (MiB)."""
+
+def rss_mib() -> float:
+    """Resident memory of this process now (MiB); the peak where /proc is unavailable."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _model_of(engine: Any) -> str:
+    for attr in ("model_path", "model_name", "base_url"):
+        if getattr(engine, attr, None):
+            return str(getattr(engine, attr))
+    return str(getattr(engine, "model", ""))
+
+
 def register(app: typer.Typer) -> None:
+    """Add the `models` sub-command group to the `umi` app."""
     models_app = typer.Typer(no_args_is_help=True)
     app.add_typer(models_app, name="models", help="Check model engines and role bindings.")
 
     @models_app.command()
     def check(
         roles: str | None = typer.Option(None, "--roles", help="Role config (TOML), run manifest, or packaged name."),
+        planner: str | None = typer.Option(None, "--planner", help=FLAG_HELP),
+        caller: str | None = typer.Option(None, "--caller", help=FLAG_HELP),
+        summarizer: str | None = typer.Option(None, "--summarizer", help=FLAG_HELP),
+        backbone: str | None = typer.Option(None, "--backbone", help="Alone: one engine for every role. " + FLAG_HELP),
         prompt: str = typer.Option("The capital of France is", "--prompt"),
         max_new_tokens: int = typer.Option(16, "--max-new-tokens"),
         as_json: bool = typer.Option(False, "--json"),
@@ -30,11 +59,11 @@ def register(app: typer.Typer) -> None:
         """Load the configured roles, generate a short completion with each, print engine, model, load seconds,
         tokens per second and resident memory."""
         from umi.models.base import EngineError, GenerationParams
-        from umi.models.roles import default_roles, load_roles
+        from umi.models.roles import load_roles
 
         start = time.perf_counter()
         try:
-            bound = load_roles(roles) if roles else default_roles()
+            bound = load_roles(roles, planner=planner, caller=caller, summarizer=summarizer, backbone=backbone)
         except EngineError as exc:
             fail(str(exc))
         load_seconds = time.perf_counter() - start
@@ -49,7 +78,7 @@ def register(app: typer.Typer) -> None:
             except EngineError as exc:
                 fail(str(exc))
             tps = c.new_tokens / c.seconds if c.seconds else 0.0
-            model = str(getattr(engine, "model_path", getattr(engine, "model_name", getattr(engine, "model", ""))))
+            model = _model_of(engine)
             row = {
                 "role": role,
                 "engine": engine.name,
@@ -57,7 +86,7 @@ def register(app: typer.Typer) -> None:
                 "adapter": binding.adapter or "",
                 "load_seconds": round(getattr(engine, "load_seconds", load_seconds), 2),
                 "tokens_per_second": round(tps, 1),
-                "rss_mib": round(_rss_mib()),
+                "rss_mib": round(rss_mib()),
                 "sample": c.text,
             }
             rows.append(row)

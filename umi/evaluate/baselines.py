@@ -14,6 +14,11 @@ BASELINES = ("gold", "first-tool")
 
 
 def write_baseline(kind: str, data_path: str | Path, out_dir: str | Path, *, limit: int | None = None) -> Path:
+    """Write a run folder (`predictions.jsonl`, `run.json`) that `umi eval score`/`report` read like a model's.
+
+    `gold` checks the scorer end to end (it must give 100/100/0/100/100); `first-tool` is the floor a model must
+    beat: the call-heavy class balance alone gives it ~74 Plan ACC on the out-of-domain set.
+    """
     if kind not in BASELINES:
         raise ValueError(f"unknown baseline {kind!r}; use one of {', '.join(BASELINES)}")
     trajectories = load_trajectories(data_path).items

@@ -1,10 +1,15 @@
 """The paper's five static metrics, exactly as the reference computed them (×100), plus a documented clean variant.
 
 Quirks kept on purpose (for comparability): Plan ACC over all steps with no marker counting as a call; Hallu.
-over *all* steps; Arg. F1 drops steps whose reference arguments do not parse, compares values with Python `==`
-after JSON parsing (`"5" != 5`), and gives `{}` references 1 only for `{}`; ROUGE-L is `rouge==1.0.1`'s
+over *all* steps; Arg. F1 scores differing names 0 first, then drops steps whose reference arguments do not parse
+(counted as `arg_dropped`), compares values with Python `==` after JSON parsing (`"5" != 5`), and gives `{}`
+references 1 only for `{}`; ROUGE-L is `rouge==1.0.1`'s
 set-based union-LCS F, with hypothesis `none` when the prediction did not finish. `clean=True` compares argument
-values type-leniently and lowercases ROUGE text; it is reported beside the exact numbers, never instead.
+values type-leniently (`"5" == 5`, `"true" == true`, surrounding spaces ignored; names and
+string case stay exact) and lowercases ROUGE text; it is reported beside the exact numbers, never instead.
+Two reference crashes are not reproduced: no easy (or hard) steps gives 0 instead of `ZeroDivisionError`, and an
+empty text given to ROUGE becomes `none` instead of raising. The reference's `+1e-30` after its division is left out
+(it moves no printed digit).
 """
 
 from __future__ import annotations
@@ -20,26 +25,53 @@ from umi.schema import Trajectory
 
 @dataclass(frozen=True)
 class PredictionRow:
+    """One line of `predictions.jsonl`: both texts in the reference layout, so one parser scores both."""
+
     traj: int
     step: int
     reference: str
     prediction: str
 
 
+def _lenient(value: Any) -> Any:
+    """A value as the clean variant compares it: type-lenient, not content-lenient. Numbers and numeric strings
+    become floats, booleans and `"true"`/`"false"` the same word, strings are stripped (case kept: `"AAPL"` is not
+    `"aapl"` to many APIs), containers element-wise. So `"5" == 5` and `"true" == True`, `" x" == "x"`."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("true", "false"):
+            return text.lower()
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    if isinstance(value, list):
+        return [_lenient(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _lenient(v) for k, v in value.items()}
+    return value
+
+
 def _values_equal(a: Any, b: Any, clean: bool) -> bool:
-    if not clean:
-        return bool(a == b)
-    return str(a).strip().lower() == str(b).strip().lower()
+    return bool(_lenient(a) == _lenient(b)) if clean else bool(a == b)
 
 
 def arg_f1(ref_action: str, pred_action: str, ref_args: str, pred_args: str, *, clean: bool = False) -> float | None:
-    """One step's argument F1; None when the step is dropped (reference arguments do not parse)."""
+    """One step's argument F1 in the reference's order of checks; None when the step is dropped.
+
+    Names that differ score 0 before anything is parsed; only then does an unparsable reference drop the step
+    (the reference's silent `continue`), and an unparsable or non-object prediction score 0.
+    """
+    if ref_action != pred_action:
+        return 0.0
     try:
         ref = json.loads(ref_args)
     except json.JSONDecodeError:
         return None
-    if ref_action != pred_action:
-        return 0.0
     try:
         pred = json.loads(pred_args)
     except json.JSONDecodeError:
@@ -60,6 +92,14 @@ def arg_f1(ref_action: str, pred_action: str, ref_args: str, pred_args: str, *, 
         return 2 * precision * recall / (precision + recall)
     except ZeroDivisionError:
         return 0.0
+
+
+def is_easy(ref_args: str) -> bool:
+    """An "easy" Arg. F1 step: the reference arguments are `{}` (471 of the 1,146 out-of-domain calls)."""
+    try:
+        return bool(json.loads(ref_args) == {})
+    except json.JSONDecodeError:
+        return False
 
 
 def rouge_l(hyps: Sequence[str], refs: Sequence[str], *, clean: bool = False) -> float:
@@ -101,7 +141,7 @@ def score(rows: Iterable[PredictionRow], trajectories: Sequence[Trajectory], *, 
                 dropped += 1
             else:
                 f1_all.append(f1)
-                (f1_easy if json.loads(ref.action_input) == {} else f1_hard).append(f1)
+                (f1_easy if is_easy(ref.action_input) else f1_hard).append(f1)
         elif ref.plan == "finish":
             finish_steps += 1
             refs.append(ref.answer)

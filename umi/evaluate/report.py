@@ -23,10 +23,17 @@ PAPER_TABLE1_OOD: dict[str, dict[str, float]] = {
     "7B Single-LLM multi-task": {"plan_acc": 86.55, "act_em": 56.89, "hallu": 2.77, "arg_f1": 49.50, "rouge_l": 32.58},
     "7B α-UMi w/ reuse": {"plan_acc": 89.72, "act_em": 60.47, "hallu": 0.45, "arg_f1": 53.60, "rouge_l": 46.26},
 }
-PAPER_LABEL = "paper (α-UMi Table 1, OOD)"
+PAPER_LABEL = "paper, LLaMA-2 7B, OOD"
+#: Source label of each published row: the 7B systems are LLaMA-2-7B fine-tunes, the API models zero-shot.
+PAPER_SOURCES: dict[str, str] = {
+    "ChatGPT 0-shot": "paper, gpt-3.5-turbo zero-shot, OOD",
+    "GPT-4 0-shot": "paper, GPT-4 zero-shot, OOD",
+}
 
 
 def markdown_table(results: Mapping[str, Mapping[str, Any]], paper_rows: Mapping[str, Mapping[str, float]]) -> str:
+    """Our rows first (labelled `umi (ours)`, with their step counts), then the published rows, each labelled with
+    where it comes from, so nobody mistakes a 135M zero-shot subset for a reproduction of the paper."""
     head = "| system | source | " + " | ".join(name for _, name in METRICS) + " | steps |\n"
     head += "|---|---|" + "---:|" * (len(METRICS) + 1) + "\n"
     lines = []
@@ -35,13 +42,14 @@ def markdown_table(results: Mapping[str, Mapping[str, Any]], paper_rows: Mapping
         lines.append(f"| {name} | umi (ours) | {cells} | {r.get('steps', '')} |")
     for name, r in paper_rows.items():
         cells = " | ".join(f"{r[k]:.2f}" for k, _ in METRICS)
-        lines.append(f"| {name} | {PAPER_LABEL} | {cells} | 1547 |")
+        lines.append(f"| {name} | {PAPER_SOURCES.get(name, PAPER_LABEL)} | {cells} | 1547 |")
     return head + "\n".join(lines) + "\n"
 
 
 def bar_chart(
     results: Mapping[str, Mapping[str, Any]], paper_rows: Mapping[str, Mapping[str, float]], path: Path, title: str
 ) -> Path:
+    """One grouped bar chart of the five metrics per system (paper rows hatched); Agg, so it runs headless."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -50,6 +58,7 @@ def bar_chart(
     systems = [(f"{n} (ours)", r) for n, r in results.items()] + [(f"{n} (paper)", r) for n, r in paper_rows.items()]
     fig, ax = plt.subplots(figsize=(12, 5.5))
     width = 0.8 / max(1, len(systems))
+    palette = plt.get_cmap("tab20" if len(systems) > 10 else "tab10")
     for i, (name, r) in enumerate(systems):
         xs = [j + i * width for j in range(len(METRICS))]
         ax.bar(
@@ -57,6 +66,7 @@ def bar_chart(
             [float(r.get(k, 0)) for k, _ in METRICS],
             width,
             label=name,
+            color=palette(i % palette.N),
             hatch="//" if name.endswith("(paper)") else None,
         )
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(METRICS))], [n for _, n in METRICS])
@@ -72,13 +82,17 @@ def bar_chart(
 def write_report(
     results: Mapping[str, Mapping[str, Any]],
     out_dir: str | Path,
+    title: str = "Static evaluation",
     *,
-    title: str,
     paper_rows: Mapping[str, Mapping[str, float]] = PAPER_TABLE1_OOD,
     note: str = "",
     stem: str = "report",
 ) -> tuple[Path, Path]:
-    """Write `<stem>.md` (table) and `<stem>.png` (chart) into `out_dir`."""
+    """Write `<stem>.md` (table) and `<stem>.png` (chart) into `out_dir`; the one report every harness reuses.
+
+    `results` maps a system name to a `umi.evaluate.metrics.score` dict; `paper_rows` defaults to Table 1's
+    out-of-domain rows (pass `{}` to leave them out); `note` is appended under the chart.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     md = out / f"{stem}.md"

@@ -64,6 +64,8 @@ def done_keys(path: Path) -> set[tuple[int, int]]:
 
 @dataclass
 class StaticRun:
+    """Where the predictions went, how many steps the run covers and how many an earlier run had done."""
+
     predictions: Path
     total: int
     skipped: int
@@ -122,9 +124,47 @@ def predict_single(roles: Roles, steps: Sequence[Step], params: GenerationParams
     return preds
 
 
-def select_steps(steps: list[Step], limit: int | None) -> list[Step]:
-    """A fixed, documented subset: the first `limit` steps in file order (all when None)."""
+StepKey = tuple[int, int]
+
+
+def select_steps(steps: list[Step], limit: int | None = None, keys: Sequence[StepKey] | None = None) -> list[Step]:
+    """A fixed, documented subset: the steps named in `keys` (from `--steps FILE`), else the first `limit` steps in
+    file order, else all. Unknown keys are an error, so a subset file for another test set cannot pass silently."""
+    if keys is not None:
+        by_key = {(s.traj, s.step): s for s in steps}
+        missing = [k for k in keys if k not in by_key]
+        if missing:
+            raise ValueError(f"{len(missing)} step(s) of the subset are not in the data, first {missing[0]}")
+        return [by_key[k] for k in dict.fromkeys(keys)]
     return steps if limit is None else steps[:limit]
+
+
+def sample_step_keys(steps: Sequence[Step], n: int, seed: int) -> list[StepKey]:
+    """`n` steps drawn without replacement by `random.Random(seed)`, in file order: a subset spread over many
+    trajectories (the first N steps in file order cover only a handful), and the same one on every machine."""
+    import random
+
+    picked = random.Random(seed).sample(range(len(steps)), min(n, len(steps)))
+    return sorted((steps[i].traj, steps[i].step) for i in picked)
+
+
+def read_step_keys(path: str | Path) -> list[StepKey]:
+    """A subset file: a JSON list of `[traj, step]` pairs or `{"traj", "step"}` objects, or JSON lines of such
+    objects (a `predictions.jsonl` works, to re-run exactly the steps of another run)."""
+    text = Path(path).read_text(encoding="utf-8").strip()
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError:
+        items = [json.loads(line) for line in text.splitlines() if line.strip()]
+    if isinstance(items, dict):
+        items = items.get("steps", [])
+    keys: list[StepKey] = []
+    for item in items:
+        if isinstance(item, dict):
+            keys.append((int(item["traj"]), int(item["step"])))
+        else:
+            keys.append((int(item[0]), int(item[1])))
+    return keys
 
 
 def run_static(
@@ -134,16 +174,29 @@ def run_static(
     *,
     single: bool = False,
     limit: int | None = None,
+    keys: Sequence[StepKey] | None = None,
     batch_size: int = 8,
     max_new_tokens: int = 512,
     on_progress: Progress | None = None,
     roles_source: str = "",
 ) -> StaticRun:
-    """Predict every (remaining) step and append to `out_dir/predictions.jsonl`."""
+    """Predict every (remaining) step and append to `out_dir/predictions.jsonl`.
+
+    `keys` (a subset file) or `limit` choose the steps; what is already in the file is skipped, so the same
+    command run again after a crash finishes the job without repeating (or duplicating) a step.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     trajectories = load_trajectories(data_path).items
-    steps = select_steps(iter_steps(trajectories), limit)
+    steps = select_steps(iter_steps(trajectories), limit, keys)
+    pred_path = out / "predictions.jsonl"
+    done = done_keys(pred_path)
+    stray = done - {(s.traj, s.step) for s in steps}
+    if stray:  # scoring reads the whole file: a smaller selection in the same folder would mix runs silently
+        raise ValueError(
+            f"{pred_path} already holds {len(stray)} step(s) outside this selection (first {min(stray)}); "
+            "use a new --out folder, or the selection that folder was started with"
+        )
     (out / "run.json").write_text(
         json.dumps(
             {
@@ -151,13 +204,14 @@ def run_static(
                 "roles": roles_source,
                 "single": single,
                 "limit": limit,
+                "subset": None if keys is None else len(keys),
+                "batch_size": batch_size,
+                "max_new_tokens": max_new_tokens,
                 "steps": len(steps),
             },
             indent=2,
         )
     )
-    pred_path = out / "predictions.jsonl"
-    done = done_keys(pred_path)
     todo = [s for s in steps if (s.traj, s.step) not in done]
     family = roles.family
 

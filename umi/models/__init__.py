@@ -1,6 +1,18 @@
 """umi.models — engines (transformers, llama.cpp, OpenAI-compatible HTTP) and role bindings."""
 
 from umi.models.base import Completion, CostLedger, Engine, EngineError, GenerationParams
+from umi.models.roles import RoleBinding, Roles, default_roles, load_roles
 from umi.models.scripted import ScriptedEngine
 
-__all__ = ["Completion", "CostLedger", "Engine", "EngineError", "GenerationParams", "ScriptedEngine"]
+__all__ = [
+    "Completion",
+    "CostLedger",
+    "Engine",
+    "EngineError",
+    "GenerationParams",
+    "RoleBinding",
+    "Roles",
+    "ScriptedEngine",
+    "default_roles",
+    "load_roles",
+]

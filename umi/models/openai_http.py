@@ -73,12 +73,18 @@ class OpenAIEngine:
         seconds = time.perf_counter() - start
         choice = resp.choices[0]
         usage = resp.usage
+        text, finish = choice.text or "", "length" if choice.finish_reason == "length" else "stop"
+        for s in params.stop:  # the server stops on the first four; cut here too (more stops, lax servers)
+            idx = text.find(s)
+            if idx >= 0:
+                text, finish = text[:idx], "stop"
         return Completion(
-            text=choice.text or "",
+            text=text,
             prompt_tokens=usage.prompt_tokens if usage else 0,
             new_tokens=usage.completion_tokens if usage else 0,
             seconds=seconds,
-            finish_reason="length" if choice.finish_reason == "length" else "stop",
+            finish_reason=finish,
+            cached_tokens=int(getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", 0) or 0),
         )
 
     def complete(

@@ -15,6 +15,10 @@ loras = { planner = "planner.gguf" }   # llama.cpp: GGUF adapters; transformers:
 engine = "base"
 adapter = "planner"               # optional: LoRA name, or the served model name for `openai`
 ```
+
+CLI flags lay roles over a configuration: `--planner/--caller/--summarizer/--backbone [KIND:]MODEL[#ADAPTER]`
+(`apply_flags`); a lone `--backbone` binds every role to one engine. Roles whose engines point at the same base
+share one engine, so three LoRA roles cost one base model of memory.
 """
 
 from __future__ import annotations
@@ -82,7 +86,18 @@ def _resolve(path: str, root: Path | None) -> str:
 
 
 def build_engine(spec: dict[str, Any], *, role: str = "", root: Path | None = None) -> Engine:
-    """One engine from its configuration table. Unknown keys are an error naming the table."""
+    """One engine from its configuration table. Unknown keys are an error naming the role and the engine."""
+    try:
+        return _build_engine(spec, role=role, root=root)
+    except TypeError as exc:
+        if "unexpected keyword argument" not in str(exc):
+            raise
+        raise EngineError(
+            f"role {role!r}, engine {spec.get('kind', 'llama.cpp')}: unknown option ({exc}); remove it from the table"
+        ) from None
+
+
+def _build_engine(spec: dict[str, Any], *, role: str, root: Path | None) -> Engine:
     kind = spec.get("kind", "llama.cpp")
     opts = {k: v for k, v in spec.items() if k != "kind"}
     if kind == "llama.cpp":
@@ -106,66 +121,174 @@ def build_engine(spec: dict[str, Any], *, role: str = "", root: Path | None = No
     raise EngineError(f"role {role!r}: unknown engine kind {kind!r}; use one of {', '.join(ENGINE_KINDS[:3])}")
 
 
+_ADAPTER_KEYS = {"llama.cpp": "loras", "transformers": "adapters"}
+
+
+def _engine_key(spec: dict[str, Any], root: Path | None) -> str:
+    """What makes two engine tables the same base: everything but their adapter maps (paths resolved)."""
+    kind = spec.get("kind", "llama.cpp")
+    rest = {k: v for k, v in spec.items() if k != _ADAPTER_KEYS.get(kind)} | {"kind": kind}
+    if "model" in rest:
+        rest["model"] = _resolve(str(rest["model"]), root)
+    return repr(sorted((k, repr(v)) for k, v in rest.items()))
+
+
 def roles_from_config(config: dict[str, Any], *, root: Path | None = None, source: str = "") -> Roles:
-    """Bind roles from a parsed configuration (see the module docstring)."""
+    """Bind roles from a parsed configuration (see the module docstring).
+
+    Engine tables that differ only in their adapters (same kind, model and options) become ONE engine holding all
+    their adapters, so roles configured on separate tables still share one base model in memory.
+    """
+    where = source or "role config"
     engines_cfg: dict[str, Any] = config.get("engines", {})
     roles_cfg: dict[str, Any] = config.get("roles", {})
     unknown = set(roles_cfg) - set(ROLE_NAMES)
     if unknown:
-        raise EngineError(f"{source or 'role config'}: unknown role(s) {sorted(unknown)}; use {', '.join(ROLE_NAMES)}")
+        raise EngineError(f"{where}: unknown role(s) {sorted(unknown)}; use {', '.join(ROLE_NAMES)}")
+    groups: dict[str, dict[str, Any]] = {}  # engine key -> merged spec
+    users: dict[str, list[str]] = {}  # engine key -> roles bound to it
+    key_of: dict[str, str] = {}
+    for role, spec in roles_cfg.items():
+        engine_name = spec.get("engine", "default")
+        if engine_name not in engines_cfg:
+            raise EngineError(f"{where}: role {role!r} names engine {engine_name!r}, which is not defined")
+        table = dict(engines_cfg[engine_name])
+        key = key_of.setdefault(engine_name, _engine_key(table, root))
+        users.setdefault(key, []).append(role)
+        adapter_key = _ADAPTER_KEYS.get(str(table.get("kind", "llama.cpp")), "")
+        merged = groups.setdefault(key, {k: v for k, v in table.items() if k != adapter_key})
+        for name, path in (table.get(adapter_key, {}) if adapter_key else {}).items():
+            known = merged.setdefault(adapter_key, {})
+            if name in known and _resolve(str(known[name]), root) != _resolve(str(path), root):
+                raise EngineError(
+                    f"{where}: adapter {name!r} names two paths ({known[name]}, {path}) on one base; rename one"
+                )
+            known[name] = path
     built: dict[str, Engine] = {}
     roles = Roles(family=config.get("family", "toolbench"), source=source)
     for role, spec in roles_cfg.items():
         engine_name = spec.get("engine", "default")
-        if engine_name not in engines_cfg:
-            raise EngineError(
-                f"{source or 'role config'}: role {role!r} names engine {engine_name!r}, which is not defined"
-            )
-        if engine_name not in built:
-            built[engine_name] = build_engine(dict(engines_cfg[engine_name]), role=role, root=root)
-        setattr(roles, role, RoleBinding(built[engine_name], adapter=spec.get("adapter"), label=f"{engine_name}"))
+        key = key_of[engine_name]
+        if key not in built:
+            built[key] = build_engine(dict(groups[key]), role="/".join(users[key]), root=root)
+        setattr(roles, role, RoleBinding(built[key], adapter=spec.get("adapter"), label=f"{engine_name}"))
     return roles
 
 
 def roles_from_manifest(path: Path) -> Roles:
     """Roles of a `umi train` run: its manifest names the base and each role's adapter or full model.
 
-    Every adapter role shares one transformers engine (one base in memory); `{"model": …}` roles get their own.
+    Accepts `{"base": …, "roles": {"planner": {"adapter": dir}, …}}` (paths relative to the manifest) with or
+    without the `umi_manifest: 1` marker `umi train` writes. Every adapter role shares one transformers engine
+    (one base in memory, adapters switched per call); `{"model": …}` roles get one engine per distinct model.
     """
     import json
 
     root = path.parent
-    manifest = json.loads(path.read_text())
-    if manifest.get("umi_manifest") != 1:
-        raise EngineError(f"{path}: not a umi run manifest (no umi_manifest: 1)")
-    base = _resolve(str(manifest["base"]), root)
-    base_adapters = [_resolve(a, root) for a in manifest.get("base_adapters", [])]
-    if base_adapters:
-        from umi.models.hf import merged_base
-
-        base = str(merged_base(base, base_adapters))
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise EngineError(f"{path}: not valid JSON ({exc}); give the manifest.json that `umi train` wrote") from None
+    if manifest.get("umi_manifest", 1) != 1 or not isinstance(manifest.get("roles"), dict):
+        raise EngineError(f"{path}: not a umi run manifest (needs `roles`, and `umi_manifest: 1` if versioned)")
+    unknown = set(manifest["roles"]) - set(ROLE_NAMES)
+    if unknown:
+        raise EngineError(f"{path}: unknown role(s) {sorted(unknown)}; use {', '.join(ROLE_NAMES)}")
     adapters = {r: _resolve(spec["adapter"], root) for r, spec in manifest["roles"].items() if spec.get("adapter")}
+    for role, adapter in adapters.items():
+        if not (Path(adapter).expanduser() / "adapter_config.json").exists():
+            raise EngineError(
+                f"role {role!r}, engine transformers: adapter {adapter} (from {path}) is not a PEFT adapter folder "
+                "(no adapter_config.json); fix the path in the manifest or re-run `umi train`"
+            )
     shared: Engine | None = None
     if adapters:
+        if "base" not in manifest:
+            raise EngineError(f"{path}: adapter roles need a `base` model; add it to the manifest")
         from umi.models.hf import TransformersEngine
 
-        shared = TransformersEngine(base, adapters={r: p for r, p in adapters.items()}, role="manifest")
+        base = _resolve(str(manifest["base"]), root)
+        base_adapters = [_resolve(a, root) for a in manifest.get("base_adapters", [])]
+        if base_adapters:
+            from umi.models.hf import merged_base
+
+            base = str(merged_base(base, base_adapters))
+        shared = TransformersEngine(base, adapters=adapters, role="/".join(adapters))
     roles = Roles(source=str(path))
     full: dict[str, Engine] = {}
     for role, spec in manifest["roles"].items():
         if spec.get("adapter"):
             assert shared is not None
             setattr(roles, role, RoleBinding(shared, adapter=role, label="lora"))
-        else:
+        elif spec.get("model"):
             model_path = _resolve(spec["model"], root)
             if model_path not in full:
                 from umi.models.hf import TransformersEngine
 
                 full[model_path] = TransformersEngine(model_path, role=role)
             setattr(roles, role, RoleBinding(full[model_path], label="full"))
+        else:
+            raise EngineError(f"{path}: role {role!r} needs `adapter` or `model`")
     if roles.backbone is None and roles.planner is not None and manifest.get("recipe") == "multi-task":
         roles.backbone = roles.planner
     return roles
+
+
+def parse_flag(value: str) -> tuple[dict[str, Any], str | None]:
+    """One CLI role flag, `[KIND:]MODEL[#ADAPTER]`, as (engine table, adapter).
+
+    KIND is `llama.cpp`, `transformers` or `openai`; without it, `.gguf` files and the `embedded` / `gemma3-270m`
+    aliases go to llama.cpp, `http(s)://` URLs to openai, anything else (folder, hub id) to transformers. ADAPTER is
+    a GGUF LoRA file (llama.cpp), a PEFT adapter folder (transformers), or the served model name (openai).
+    Examples: `embedded`, `transformers:embedded#runs/glpft/planner/adapter`, `http://127.0.0.1:8000/v1#planner`.
+    """
+    kind = ""
+    for k in ENGINE_KINDS[:3]:
+        if value.startswith(k + ":"):
+            kind, value = k, value[len(k) + 1 :]
+            break
+    model, _, adapter = value.partition("#")
+    if not kind:
+        if model.startswith(("http://", "https://")):
+            kind = "openai"
+        elif model.endswith(".gguf") or model in ("embedded", "gemma3-270m"):
+            kind = "llama.cpp"
+        else:
+            kind = "transformers"
+    if kind == "openai":
+        return {"kind": kind, "base_url": model}, adapter or None
+    return {"kind": kind, "model": model}, adapter or None
+
+
+def apply_flags(config: dict[str, Any], flags: dict[str, str | None]) -> dict[str, Any]:
+    """A configuration with CLI role flags (`{"planner": "[KIND:]MODEL[#ADAPTER]", …}`) laid over it.
+
+    A lone `backbone` flag binds every role to that one engine (single backbone); otherwise each flag replaces
+    only its own role. Flags naming the same base share one engine (their adapters load side by side).
+    """
+    given = {r: v for r, v in flags.items() if v}
+    unknown = set(given) - set(ROLE_NAMES)
+    if unknown:
+        raise EngineError(f"unknown role flag(s) {sorted(unknown)}; use {', '.join(ROLE_NAMES)}")
+    if not given:
+        return config
+    out = {**config, "engines": dict(config.get("engines", {})), "roles": dict(config.get("roles", {}))}
+    if set(given) == {"backbone"}:
+        out["roles"] = {}
+        targets = {r: given["backbone"] for r in ROLE_NAMES}
+    else:
+        targets = given
+    for role, value in targets.items():
+        table, adapter = parse_flag(str(value))
+        binding: dict[str, Any] = {"engine": f"flag-{role}"}
+        if adapter and table["kind"] == "openai":
+            binding["adapter"] = adapter
+        elif adapter:
+            table[_ADAPTER_KEYS[table["kind"]]] = {role: adapter}
+            binding["adapter"] = role
+        out["engines"][f"flag-{role}"] = table
+        out["roles"][role] = binding
+    return out
 
 
 def packaged_config(name: str) -> Path:
@@ -177,26 +300,39 @@ def packaged_config(name: str) -> Path:
     return path
 
 
-def load_roles(source: str | Path | dict[str, Any] | None = None) -> Roles:
-    """Roles from a TOML file, a manifest.json, a packaged config name, a parsed dict, or None (the default)."""
-    if source is None:
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise EngineError(f"{path}: not valid TOML ({exc})") from None
+
+
+def load_roles(source: str | Path | dict[str, Any] | None = None, **flags: str | None) -> Roles:
+    """Roles from a TOML file, a manifest.json (or its run folder), a packaged config name, a parsed dict, or None
+    (the default), with optional CLI role flags laid over it (`planner=`, `caller=`, `summarizer=`, `backbone=`;
+    see `apply_flags`)."""
+    flags = {k: v for k, v in flags.items() if v}
+    if source is None and not flags:
         return default_roles()
     if isinstance(source, dict):
-        return roles_from_config(source)
+        return roles_from_config(apply_flags(source, flags))
+    if source is None:
+        path = packaged_config("embedded")
+        return roles_from_config(apply_flags(_read_toml(path), flags), root=path.parent, source="flags")
     path = Path(source).expanduser()
     if path.is_dir() and (path / "manifest.json").exists():
         path = path / "manifest.json"
     if path.name.endswith(".json"):
         if not path.exists():
             raise EngineError(f"run manifest {path} not found; give the manifest.json that `umi train` wrote")
+        if flags:
+            raise EngineError(f"{path}: role flags apply to TOML configurations, not to run manifests")
         return roles_from_manifest(path)
     if not path.exists():
+        if path.suffix in (".toml", ".yaml", ".yml") or "/" in str(source):
+            raise EngineError(f"role configuration {path} not found; give a TOML file or a packaged name")
         path = packaged_config(str(source))
-    try:
-        config = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise EngineError(f"{path}: not valid TOML ({exc})") from None
-    return roles_from_config(config, root=path.parent, source=str(path))
+    return roles_from_config(apply_flags(_read_toml(path), flags), root=path.parent, source=str(path))
 
 
 def trained_roles_dir() -> Path | None:

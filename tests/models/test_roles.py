@@ -1,0 +1,128 @@
+"""Role configuration: the embedded default, CLI flags, run manifests, shared engines, `umi models check`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from umi.models.base import EngineError, GenerationParams
+from umi.models.roles import ROLE_NAMES, apply_flags, default_roles, load_roles, parse_flag
+
+
+def _peft_adapter(base_dir: Path, out: Path, seed: int) -> Path:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(base_dir)
+    cfg = LoraConfig(r=4, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(model, cfg).save_pretrained(out)
+    return out
+
+
+def test_default_roles_bind_every_role_to_one_embedded_engine() -> None:
+    from umi.models.embedded import embedded_gguf
+    from umi.models.llamacpp import LlamaCppEngine
+
+    roles = default_roles()
+    engines = {id(b.engine) for b in roles.bound().values()}
+    assert set(roles.bound()) == set(ROLE_NAMES) and len(engines) == 1 and roles.is_multi
+    engine = roles.get("planner").engine
+    assert isinstance(engine, LlamaCppEngine) and engine.model_path == embedded_gguf()
+    c = roles.get("caller").complete(["The capital of France is"], GenerationParams(max_new_tokens=4))[0]
+    assert c.text.strip().startswith("Paris")
+    engine.close()
+
+
+def test_parse_flag_infers_the_engine_kind() -> None:
+    assert parse_flag("embedded") == ({"kind": "llama.cpp", "model": "embedded"}, None)
+    assert parse_flag("transformers:embedded#runs/p/adapter") == (
+        {"kind": "transformers", "model": "embedded"},
+        "runs/p/adapter",
+    )
+    assert parse_flag("http://127.0.0.1:8000/v1#planner") == (
+        {"kind": "openai", "base_url": "http://127.0.0.1:8000/v1"},
+        "planner",
+    )
+    assert parse_flag("HuggingFaceTB/SmolLM2-135M-Instruct")[0]["kind"] == "transformers"
+    assert parse_flag("/models/x.gguf#lora.gguf") == ({"kind": "llama.cpp", "model": "/models/x.gguf"}, "lora.gguf")
+
+
+def test_flags_lone_backbone_binds_all_roles_and_same_base_is_shared() -> None:
+    config = apply_flags({"roles": {"planner": {"engine": "x"}}}, {"backbone": "http://127.0.0.1:9/v1#m"})
+    assert set(config["roles"]) == set(ROLE_NAMES)
+    roles = load_roles({}, backbone="http://127.0.0.1:9/v1#m")  # openai engines build without connecting
+    assert len({id(b.engine) for b in roles.bound().values()}) == 1
+    assert {b.adapter for b in roles.bound().values()} == {"m"}
+    # per-role flags on one server: still one engine, each role its own served model name
+    roles = load_roles({}, planner="http://127.0.0.1:9/v1#p", caller="http://127.0.0.1:9/v1#c")
+    assert roles.planner.engine is roles.caller.engine  # type: ignore[union-attr]
+    assert (roles.planner.adapter, roles.caller.adapter) == ("p", "c")  # type: ignore[union-attr]
+    with pytest.raises(EngineError, match="unknown role flag"):
+        load_roles({}, critic="embedded")
+
+
+def test_engine_tables_on_one_base_share_one_engine(tiny_llama: Path, tmp_path: Path) -> None:
+    a = _peft_adapter(tiny_llama, tmp_path / "a", 1)
+    b = _peft_adapter(tiny_llama, tmp_path / "b", 2)
+    config = {
+        "engines": {
+            "p": {"kind": "transformers", "model": str(tiny_llama), "adapters": {"planner": str(a)}},
+            "c": {"kind": "transformers", "model": str(tiny_llama), "adapters": {"caller": str(b)}},
+        },
+        "roles": {"planner": {"engine": "p", "adapter": "planner"}, "caller": {"engine": "c", "adapter": "caller"}},
+    }
+    roles = load_roles(config)
+    assert roles.planner.engine is roles.caller.engine  # type: ignore[union-attr]
+    assert sorted(roles.planner.engine.adapters) == ["caller", "planner"]  # type: ignore[union-attr]
+    config["engines"]["c"]["adapters"] = {"planner": str(b)}  # same name, another path: ambiguous
+    with pytest.raises(EngineError, match="adapter 'planner' names two paths"):
+        load_roles(config)
+
+
+def test_manifest_roles_share_one_base(tiny_llama: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    for i, role in enumerate(("planner", "caller", "summarizer"), 1):
+        _peft_adapter(tiny_llama, run / role / "adapter", i)
+    roles_map = {r: {"adapter": f"{r}/adapter"} for r in ("planner", "caller", "summarizer")}
+    (run / "manifest.json").write_text(json.dumps({"base": str(tiny_llama), "roles": roles_map}))
+    roles = load_roles(run)  # the run folder, paths relative to the manifest, no umi_manifest marker
+    assert roles.is_multi and roles.planner.engine is roles.summarizer.engine  # type: ignore[union-attr]
+    params = GenerationParams(max_new_tokens=8)
+    texts = {r: roles.get(r).complete(["the caller calls"], params)[0].text for r in ("planner", "caller")}
+    assert texts["planner"] != texts["caller"]
+    roles_map["caller"] = {"adapter": "caller/missing"}
+    (run / "manifest.json").write_text(json.dumps({"base": str(tiny_llama), "roles": roles_map}))
+    with pytest.raises(EngineError, match=r"role 'caller', engine transformers: adapter .*caller/missing .*manifest"):
+        load_roles(run / "manifest.json")
+
+
+def test_config_errors_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(EngineError, match=r"role 'planner', engine llama.cpp: unknown option"):
+        load_roles({"engines": {"e": {"model": "embedded", "gpu": 1}}, "roles": {"planner": {"engine": "e"}}})
+    with pytest.raises(EngineError, match="not found; give a TOML file"):
+        load_roles(tmp_path / "nope.toml")
+    with pytest.raises(EngineError, match="no packaged role configuration 'nope'"):
+        load_roles("nope")
+
+
+def test_models_check_cli(tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from umi.cli.models import register
+
+    app = typer.Typer()
+    register(app)
+    config = tmp_path / "roles.toml"
+    config.write_text('[engines.e]\nmodel = "embedded"\nn_ctx = 512\n[roles.planner]\nengine = "e"\n')
+    result = CliRunner().invoke(app, ["models", "check", "--roles", str(config), "--max-new-tokens", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.output.strip().splitlines()[-1])["roles"][0]
+    assert row["role"] == "planner" and row["engine"] == "llama.cpp" and row["rss_mib"] > 0
+    assert row["tokens_per_second"] > 0 and row["load_seconds"] >= 0
+    result = CliRunner().invoke(app, ["models", "check", "--roles", str(tmp_path / "missing.toml")])
+    assert result.exit_code == 1 and "not found" in result.output
