@@ -43,7 +43,7 @@ def prompts() -> tuple[str, list[str]]:
     return planner_prompt(one.tools, one.history), [planner_prompt(s.tools, s.history) for s in chain]
 
 
-def run_engine(kind: str) -> dict[str, float]:
+def run_engine(kind: str, prompts_file: Path) -> dict[str, float]:
     from umi.models.base import GenerationParams
 
     start = time.perf_counter()
@@ -57,7 +57,7 @@ def run_engine(kind: str) -> dict[str, float]:
 
         engine = LlamaCppEngine("embedded", cache_prompt=(kind == "llama.cpp-cache"), n_ctx=8192)
     load = time.perf_counter() - start
-    prompt, chain = prompts()
+    prompt, chain = json.loads(prompts_file.read_text())  # built by the parent: no tokenizer in this process
     if kind == "llama.cpp-nocache" or kind == "llama.cpp-cache":
         t = time.perf_counter()
         for p in chain:
@@ -78,15 +78,21 @@ def run_engine(kind: str) -> dict[str, float]:
 
 
 def main() -> None:
-    if len(sys.argv) > 2 and sys.argv[1] == "--engine":
-        print(json.dumps(run_engine(sys.argv[2])))
+    if len(sys.argv) > 3 and sys.argv[1] == "--engine":
+        print(json.dumps(run_engine(sys.argv[2], Path(sys.argv[3]))))
         return
+    import tempfile
+
+    prompts_file = Path(tempfile.mkdtemp()) / "prompts.json"
+    prompts_file.write_text(json.dumps(prompts()))
     import os
 
     load_before = os.getloadavg()[0]
     results = {}
     for kind in ("llama.cpp", "transformers", "llama.cpp-cache", "llama.cpp-nocache"):
-        out = subprocess.run([sys.executable, __file__, "--engine", kind], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--engine", kind, str(prompts_file)], capture_output=True, text=True, check=True
+        )
         results[kind] = json.loads(out.stdout.strip().splitlines()[-1])
         print(kind, results[kind], flush=True)
     lc, tf = results["llama.cpp"], results["transformers"]
