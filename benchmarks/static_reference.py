@@ -73,7 +73,8 @@ def main() -> None:
             older = ROOT / "runs/eval" / f"embedded_{setup}_test40" / "predictions.jsonl"
             if pred.exists() and pred.read_text().strip():
                 rows = sorted(read_predictions(str(pred)), key=lambda r: (r.traj, r.step))
-                name = f"SmolLM2-135M 0-shot {setup}-LLM ({sub}, subset {len(rows)})"
+                done = f"subset {len(keys)}" if len(rows) == len(keys) else f"{len(rows)} of subset {len(keys)}"
+                name = f"SmolLM2-135M 0-shot {setup}-LLM ({sub}, {done})"
             elif tag == "test" and older.exists() and older.read_text().strip():
                 rows = sorted(read_predictions(str(older)), key=lambda r: (r.traj, r.step))
                 name = f"SmolLM2-135M 0-shot {setup}-LLM ({sub}, first {len(rows)} in file order)"
@@ -84,7 +85,8 @@ def main() -> None:
         "Ours: paper-exact metrics (`umi eval score`), ×100. *all* = every step of the file (OOD: 1,547 steps of "
         "`out_of_domain.json`; split test: the test part of `umi data split --by-tools --seed 0` of it). *subset 12* "
         "= the 12 steps of `benchmarks/results/static_subset_{ood,test}_12_seed0.json` (`umi eval subset --n 12 "
-        "--seed 0`); *first N in file order* = the steps an earlier `--limit 40` run had finished. "
+        "--seed 0`); *first N in file order* = the steps an earlier `--limit 40` run had finished; "
+        "*N of subset 12* = a run not finished in time (the shortest prompts go first). "
         "The embedded model runs greedy, ≤48 new tokens per call, zero-shot, on llama.cpp; "
         "a planner output with no `Next:` marker counts as a call (the reference's rule), which gives Plan ACC "
         "for free on a call-heavy set (compare with first-tool on the same subset). The paper rows are "
