@@ -53,7 +53,10 @@ def test_clean_variant_is_type_and_case_lenient() -> None:
     assert arg_f1("a", "a", '{"x": [1, "2"]}', '{"x": ["1", 2]}', clean=True) == 1.0
     assert arg_f1("a", "a", '{"x": true}', '{"x": "True"}', clean=True) == 1.0
     assert arg_f1("a", "a", '{"x": "Paris "}', '{"x": "Paris"}', clean=True) == 1.0
-    assert arg_f1("a", "a", '{"x": "AAPL"}', '{"x": "aapl"}', clean=True) == pytest.approx(0.5)  # case kept
+    assert arg_f1("a", "a", '{"x": "AAPL"}', '{"x": "aapl"}', clean=True) == 1.0  # strings case-insensitive
+    assert arg_f1("a", "a", '{"x": "AAPL"}', '{"x": "aapl"}') == pytest.approx(0.5)  # exact: case-sensitive
+    assert arg_f1("a", "a", '{"x": null}', '{"x": null}', clean=True) == 1.0
+    assert arg_f1("a", "a", '{"x": 5}', '{"x": "5.0"}', clean=True) == 1.0
     assert arg_f1("a", "a", '{"x": 5}', '{"x": "6"}', clean=True) == pytest.approx(0.5)
     assert arg_f1("A", "a", "{}", "{}", clean=True) == 0.0  # names stay exact in the clean variant
 

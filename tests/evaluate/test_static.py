@@ -38,6 +38,12 @@ def test_caller_and_summarizer_see_the_planners_prediction_as_assistant(ood_path
             "assistant: PRED done\n Next: conclusion." + END_OF_TURN + SUMMARIZER_CUE
         ) in p
         assert "planner: " not in p
+        # The history slot *ends* with the prediction as the last `assistant` turn, closed by END_OF_TURN.
+        if p.endswith(CALLER_CUE):
+            history_slot = p.split("\nThe thought of this step is:\n")[0]
+            assert history_slot.endswith("assistant: PRED thought\n Next: caller." + END_OF_TURN)
+        else:
+            assert p.endswith("assistant: PRED done\n Next: conclusion." + END_OF_TURN + SUMMARIZER_CUE)
     assert len(read_predictions(str(tmp_path / "predictions.jsonl"))) == 12
     # Byte for byte: each follow-up prompt is the umi.format prompt over gold history + `assistant: <pred></s>`.
     from umi.data import iter_steps, load_trajectories
@@ -93,7 +99,7 @@ def test_cli_score_json_last_line(ood_path: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     md = (tmp_path / "rep" / "report.md").read_text()
     assert (
-        "| gold | umi (ours) | 100.00" in md and "paper, LLaMA-2 7B, OOD" in md and "paper, GPT-4 zero-shot, OOD" in md
+        "| gold | umi (ours) | 100.00" in md and "paper (LLaMA-2-7B, OOD)" in md and "paper (GPT-4 0-shot, OOD)" in md
     )
     assert (tmp_path / "rep" / "report.png").stat().st_size > 1000
     res = runner.invoke(app, ["eval", "score", str(tmp_path / "nope.jsonl"), "--data", str(ood_path)])

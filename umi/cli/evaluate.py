@@ -169,20 +169,27 @@ def report(
     title: str = typer.Option("Static evaluation", "--title"),
 ) -> None:
     """A Markdown table and a bar chart of several runs beside the paper's published rows."""
-    from umi.data import load_trajectories
+    from umi.data import DataError, load_trajectories
     from umi.evaluate.metrics import read_predictions
     from umi.evaluate.metrics import score as score_rows
     from umi.evaluate.report import write_report
 
+    if len(name) > len(runs):
+        fail(f"{len(name)} --name values for {len(runs)} run folder(s)")
     results = {}
     for i, run in enumerate(runs):
-        meta_path = run / "run.json"
-        if not meta_path.exists():
-            fail(f"{run}: no run.json (not a `umi eval static` or `umi eval baseline` folder)")
-        meta = json.loads(meta_path.read_text())
-        results[name[i] if i < len(name) else run.name] = score_rows(
-            read_predictions(str(run / "predictions.jsonl")), load_trajectories(meta["data"]).items
-        )
+        meta_path, pred_path = run / "run.json", run / "predictions.jsonl"
+        if not meta_path.exists() or not pred_path.exists():
+            fail(f"{run}: no run.json or predictions.jsonl (not a `umi eval static` or `umi eval baseline` folder)")
+        try:
+            meta = json.loads(meta_path.read_text())
+            trajectories = load_trajectories(meta["data"]).items
+        except (json.JSONDecodeError, KeyError, DataError) as exc:
+            fail(f"{run}: cannot read the test data recorded in run.json: {exc}")
+        rows = read_predictions(str(pred_path))
+        if any(r.traj >= len(trajectories) for r in rows):
+            fail(f"{pred_path}: a traj index is beyond {meta['data']} ({len(trajectories)} trajectories)")
+        results[name[i] if i < len(name) else run.name] = score_rows(rows, trajectories)
     md, png = write_report(results, out, title=title)
     console.print(md.read_text())
     console.print(f"chart: {png}")

@@ -5,8 +5,9 @@ over *all* steps; Arg. F1 scores differing names 0 first, then drops steps whose
 (counted as `arg_dropped`), compares values with Python `==` after JSON parsing (`"5" != 5`), and gives `{}`
 references 1 only for `{}`; ROUGE-L is `rouge==1.0.1`'s
 set-based union-LCS F, with hypothesis `none` when the prediction did not finish. `clean=True` compares argument
-values type-leniently (`"5" == 5`, `"true" == true`, surrounding spaces ignored; names and
-string case stay exact) and lowercases ROUGE text; it is reported beside the exact numbers, never instead.
+values type-leniently, as `str(a) == str(b)` with strings compared case-insensitively (`"5" == 5`, `"true" == true`,
+`"Paris" == "paris"`, surrounding spaces ignored; action names stay exact) and lowercases ROUGE text; it is reported
+beside the exact numbers, never instead.
 Two reference crashes are not reproduced: no easy (or hard) steps gives 0 instead of `ZeroDivisionError`, and an
 empty text given to ROUGE becomes `none` instead of raising. The reference's `+1e-30` after its division is left out
 (it moves no printed digit).
@@ -34,17 +35,18 @@ class PredictionRow:
 
 
 def _lenient(value: Any) -> Any:
-    """A value as the clean variant compares it: type-lenient, not content-lenient. Numbers and numeric strings
-    become floats, booleans and `"true"`/`"false"` the same word, strings are stripped (case kept: `"AAPL"` is not
-    `"aapl"` to many APIs), containers element-wise. So `"5" == 5` and `"true" == True`, `" x" == "x"`."""
+    """A value as the clean variant compares it: `str(a) == str(b)`, case-insensitive for strings. Numbers and
+    numeric strings become floats (so `5`, `5.0` and `"5"` agree, which a bare `str()` would not), booleans and
+    `"True"`/`"false"` the same word, other strings are stripped and casefolded, containers element-wise. The point
+    is to measure whether the model meant the right value, not whether it typed the JSON the way the data did."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):
-        text = value.strip()
-        if text.lower() in ("true", "false"):
-            return text.lower()
+        text = value.strip().casefold()
+        if text in ("true", "false"):
+            return text
         try:
             return float(text)
         except ValueError:
@@ -53,7 +55,7 @@ def _lenient(value: Any) -> Any:
         return [_lenient(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _lenient(v) for k, v in value.items()}
-    return value
+    return value  # null stays null
 
 
 def _values_equal(a: Any, b: Any, clean: bool) -> bool:

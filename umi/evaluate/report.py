@@ -23,11 +23,11 @@ PAPER_TABLE1_OOD: dict[str, dict[str, float]] = {
     "7B Single-LLM multi-task": {"plan_acc": 86.55, "act_em": 56.89, "hallu": 2.77, "arg_f1": 49.50, "rouge_l": 32.58},
     "7B α-UMi w/ reuse": {"plan_acc": 89.72, "act_em": 60.47, "hallu": 0.45, "arg_f1": 53.60, "rouge_l": 46.26},
 }
-PAPER_LABEL = "paper, LLaMA-2 7B, OOD"
+PAPER_LABEL = "paper (LLaMA-2-7B, OOD)"
 #: Source label of each published row: the 7B systems are LLaMA-2-7B fine-tunes, the API models zero-shot.
 PAPER_SOURCES: dict[str, str] = {
-    "ChatGPT 0-shot": "paper, gpt-3.5-turbo zero-shot, OOD",
-    "GPT-4 0-shot": "paper, GPT-4 zero-shot, OOD",
+    "ChatGPT 0-shot": "paper (gpt-3.5-turbo 0-shot, OOD)",
+    "GPT-4 0-shot": "paper (GPT-4 0-shot, OOD)",
 }
 
 

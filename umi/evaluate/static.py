@@ -81,8 +81,8 @@ def predict_multi(roles: Roles, steps: Sequence[Step], params: GenerationParams)
     routes: list[str] = []
     for c in planner_out:
         p = parse_planner(c.text)
-        text = p.thought if p.has_marker else p.raw
-        thoughts.append(text if text.strip(" .,") else "none")
+        # The reference's post-processing: an empty, "." or "," output becomes "none" (leading ": " is already cut).
+        thoughts.append("none" if p.empty else (p.thought if p.has_marker else p.raw))
         routes.append(p.route)
     call_idx = [i for i, r in enumerate(routes) if r in ("caller", "none")]
     sum_idx = [i for i, r in enumerate(routes) if r == "conclusion"]

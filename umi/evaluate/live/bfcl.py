@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from umi.models.roles import Roles
 from umi.schema import ToolSpec, Turn
 from umi.tools.base import Observation, ToolCall
 from umi.tools.specs import from_openai_function
@@ -197,3 +198,37 @@ def run_suite(
     summary = {"tasks": len(results), "passed": passed, "accuracy": round(100 * passed / max(1, len(results)), 2)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def agent_factory(
+    roles: Roles, *, single: bool = False, max_steps: int = 8, max_new_tokens: int = 512, **agent_kwargs: Any
+) -> AgentFactory:
+    """A fresh α-UMi (or single-LLM) agent per user turn over the turn's visible tools; the roles (and their
+    loaded engines) are shared, so a turn costs no model load."""
+    from umi.agent import MultiLLMAgent, SingleLLMAgent
+
+    cls = SingleLLMAgent if single else MultiLLMAgent
+
+    def make(specs: list[ToolSpec], executor: BFCLExecutor) -> Any:
+        return cls(roles, specs, executor, max_steps=max_steps, max_new_tokens=max_new_tokens, **agent_kwargs)
+
+    return make
+
+
+def run_bfcl(
+    roles: Roles,
+    category: str,
+    out_dir: str | Path,
+    *,
+    limit: int | None = None,
+    single: bool = False,
+    max_steps: int = 8,
+    max_new_tokens: int = 512,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """The first `limit` tasks of a BFCL multi-turn category (all when None), resumable under `out_dir`;
+    returns `{tasks, passed, accuracy}` (accuracy in %)."""
+    entries = load_tasks(category)
+    entries = entries[:limit] if limit else entries
+    make = agent_factory(roles, single=single, max_steps=max_steps, max_new_tokens=max_new_tokens)
+    return run_suite(entries, make, out_dir, on_progress=on_progress)
