@@ -83,12 +83,35 @@ def test_missing_functions_are_hidden_until_their_turn() -> None:
 
     def make(specs, executor):
         seen.append({s.name for s in specs})
-        return MultiLLMAgent(
-            Roles(planner=RoleBinding(ScriptedEngine(lambda p, a: "x\n Next: give up."))), specs, executor, max_steps=1
-        )
+        unused = RoleBinding(ScriptedEngine(lambda p, a: "unused"))
+        planner = RoleBinding(ScriptedEngine(lambda p, a: "x\n Next: give up."))
+        return MultiLLMAgent(Roles(planner=planner, caller=unused, summarizer=unused), specs, executor, max_steps=1)
 
     run_task(entry, make)
     ((turn, names),) = entry["missed_function"].items()
     for fn in names:
         assert all(fn not in s for s in seen[: int(turn)])
         assert fn in seen[-1]
+
+
+def test_run_bfcl_and_the_live_command(base_tasks: list[dict], tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    import umi.models.roles as roles_module
+    from umi.cli.main import app
+    from umi.evaluate.live.bfcl import run_bfcl
+
+    entry = base_tasks[0]
+    summary = run_bfcl(gold_roles(entry), "multi_turn_base", tmp_path / "api", limit=1, max_steps=30)
+    assert summary == {"tasks": 1, "passed": 1, "accuracy": 100.0}
+    assert json.loads((tmp_path / "api" / f"{entry['id']}.json").read_text())["passed"]
+
+    monkeypatch.setattr(roles_module, "load_roles", lambda source: gold_roles(entry))
+    args = ["eval", "live", "--roles", "x.toml", "--out", str(tmp_path / "cli"), "--limit", "1", "--max-steps", "30"]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    assert "1/1 tasks pass = 100.00%" in result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["accuracy"] == 100.0
+    bad = CliRunner().invoke(app, ["eval", "live", "--suite", "nope", "--out", str(tmp_path)])
+    assert bad.exit_code == 1
+    assert "unknown suite" in bad.output

@@ -136,3 +136,31 @@ def test_umi_executor_speaks_the_protocol(tmp_path: Path) -> None:
         assert ex.execute(ToolCall("search_for_simple_youtube_search", {"query": "cats"})).response == "meow"
         miss = ex.execute(ToolCall("search_for_simple_youtube_search", {"query": "dogs"}))
         assert "No cached response" in miss.error
+
+
+def test_stabletoolbench_executor_client(tmp_path: Path) -> None:
+    from umi.serve.client import StableToolBenchExecutor
+    from umi.tools import ToolCall, from_api_list
+
+    store = CacheStore(None)
+    store.put("search_for_simple_youtube_search", {"query": "cats"}, {"error": "", "response": "meow"})
+    specs = from_api_list(
+        [
+            {
+                "category_name": "Data",
+                "tool_name": "Simple YouTube Search",
+                "api_name": "Search",
+                "required_parameters": [{"name": "query", "type": "STRING"}],
+            }
+        ]
+    )
+    with serving(create_app(store)) as url:
+        ex = StableToolBenchExecutor(url, specs)
+        assert ex.health() is not None and ex.health()["cached"] == 1  # type: ignore[index]
+        assert ex.execute(ToolCall("search_for_simple_youtube_search", {"query": "cats"})).response == "meow"
+        assert "missing required" in ex.execute(ToolCall("search_for_simple_youtube_search", {})).error
+        assert "No such function" in ex.execute(ToolCall("nope", {})).error
+        assert ex.execute(ToolCall("search_for_simple_youtube_search", {"query": "dogs"})).error
+    down = StableToolBenchExecutor(url, specs, timeout=2)  # the server is gone: an error, not an exception
+    assert down.health() is None
+    assert down.execute(ToolCall("search_for_simple_youtube_search", {"query": "cats"})).error

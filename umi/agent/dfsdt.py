@@ -1,16 +1,21 @@
 """DFSDT: ToolBench's depth-first search decision tree around either agent.
 
+```python
+episode = DFSDT(MultiLLMAgent(roles, tools, executor), width=2, max_depth=4, max_model_calls=40).run(query)
+```
+
 Each tree node is a history prefix at a planner decision. A child is one agent step from it (a call and its
 observation). A chain that gives up, fails or reaches the depth limit backtracks to its parent, which tries
 another child after a user message listing the candidates already tried there, so the model is pushed to act
 differently. Search ends at the first answer, or when the tree width at every node or the model-call budget is
-spent. `max_depth` is in planner steps (the reference's 12 tree nodes allowed 4).
+spent. `max_depth` is the per-chain limit in planner steps (ToolBench's 12 tree nodes a chain allowed 4).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 
 from umi.agent.episode import Episode
 from umi.agent.multi import AgentBase, turn
@@ -29,15 +34,22 @@ def diversity_message(tried: list[str]) -> str:
 
 @dataclass
 class DFSDT:
+    """Depth-first search over single agent steps. `run` returns the first answered episode (its history is the
+    successful chain), or the last branch's episode with status budget_exhausted (or gave_up) and costs summed
+    over the whole search."""
+
     agent: AgentBase
     width: int = 2
     max_depth: int = 4
     max_model_calls: int = 40
+    _used: int = field(default=0, init=False)
+    _costs: dict[str, dict[str, float]] = field(default_factory=dict, init=False)
+    _last: Episode | None = field(default=None, init=False)
+    _eid: str = field(default="", init=False)
 
     def run(self, query: str) -> Episode:
-        self._used = 0
-        self._costs: dict[str, dict[str, float]] = {}
-        self._last: Episode | None = None
+        self._used, self._costs, self._last = 0, {}, None
+        self._eid = uuid.uuid4().hex[:12]
         found = self._search([turn("user", query)], 0)
         result = found or self._last or Episode(query=query, status="budget_exhausted")
         if found is None and result.status != "gave_up":
@@ -49,14 +61,9 @@ class DFSDT:
         result.costs = self._costs
         return result
 
-    def _step(self, history: list[Turn]) -> Episode:
-        saved = self.agent.max_steps
-        self.agent.max_steps = 1
-        try:
-            ep = self.agent.continue_from(history)
-        finally:
-            self.agent.max_steps = saved
-        self._used += ep.steps
+    def _step(self, history: list[Turn], depth: int) -> Episode:
+        ep = self.agent.continue_from(history, episode_id=self._eid, first_step=depth, max_steps=1)
+        self._used += ep.model_calls
         for role, totals in ep.costs.items():
             acc = self._costs.setdefault(role, {})
             for k, v in totals.items():
@@ -70,7 +77,7 @@ class DFSDT:
             if self._used >= self.max_model_calls:
                 return None
             history = list(prefix) + ([turn("user", diversity_message(tried))] if tried else [])
-            ep = self._step(history)
+            ep = self._step(history, depth)
             if ep.status == "answered":
                 return ep
             new = ep.history[len(history) :]

@@ -13,6 +13,11 @@ Status = Literal["answered", "gave_up", "budget_exhausted", "error"]
 
 @dataclass
 class Episode:
+    """How one task went. `status`: answered (the summarizer wrote `answer`), gave_up (the planner said so;
+    `reason` holds its thought), budget_exhausted (step, token or search budget spent), error (an engine or the
+    agent failed; `reason` says how). `costs` is per role: calls, prompt_tokens, new_tokens, seconds.
+    `parse_issues` lists what the models wrote that did not parse (a missing marker, unusable calls)."""
+
     query: str
     status: Status = "budget_exhausted"
     answer: str | None = None
@@ -22,6 +27,10 @@ class Episode:
     history: list[Turn] = field(default_factory=list)
     costs: dict[str, dict[str, float]] = field(default_factory=dict)
     parse_issues: list[str] = field(default_factory=list)
+
+    @property
+    def model_calls(self) -> int:
+        return int(sum(c.get("calls", 0) for c in self.costs.values()))
 
     @property
     def seconds(self) -> float:

@@ -149,25 +149,46 @@ class AgentBase:
         turns = [*(history or []), turn("user", query)]
         return self.continue_from(turns, query=query)
 
-    def continue_from(self, history: Sequence[Turn], *, query: str = "") -> Episode:
+    def continue_from(
+        self,
+        history: Sequence[Turn],
+        *,
+        query: str = "",
+        episode_id: str | None = None,
+        first_step: int = 0,
+        max_steps: int | None = None,
+    ) -> Episode:
+        """Go on from a history (DFSDT expands tree nodes this way). Never raises: an engine failure ends the
+        episode with status "error" and the reason, after the trace has what happened before it.
+
+        `episode_id` and `first_step` let a search keep one id and a running step count across its branches;
+        `max_steps` overrides the agent's step budget for this call.
+        """
         episode = Episode(query=query or next((t.value for t in history if t.role == "user"), ""))
         ledger = CostLedger()
         trace = TraceWriter(self.trace_path, self.on_event)
-        episode_id = uuid.uuid4().hex[:12]
+        eid = episode_id or uuid.uuid4().hex[:12]
+        steps = range(first_step, first_step + (self.max_steps if max_steps is None else max_steps))
         turns = list(history)
         try:
-            self._loop(turns, episode, ledger, trace, episode_id)
+            self._loop(turns, episode, ledger, trace, eid, steps)
         except Exception as exc:
             episode.status = "error"
             episode.reason = f"{type(exc).__name__}: {exc}"
-            trace.write(TraceRecord(episode=episode_id, step=episode.steps, role="agent", error=episode.reason))
+            trace.write(
+                TraceRecord(
+                    episode=eid, step=first_step + max(episode.steps - 1, 0), role="agent", error=episode.reason
+                )
+            )
         finally:
             trace.close()
         episode.history = turns
         episode.costs = ledger.totals
         return episode
 
-    def _loop(self, history: list[Turn], episode: Episode, ledger: CostLedger, trace: TraceWriter, eid: str) -> None:
+    def _loop(
+        self, history: list[Turn], episode: Episode, ledger: CostLedger, trace: TraceWriter, eid: str, steps: range
+    ) -> None:
         raise NotImplementedError
 
 
@@ -186,6 +207,8 @@ class MultiLLMAgent(AgentBase):
         **kwargs: Any,
     ) -> None:
         super().__init__(roles, tools, executor, **kwargs)
+        for role in ("planner", "caller", "summarizer"):
+            roles.get(role)  # fail at construction, naming the unbound role, not mid-episode
         self.planner_retries = planner_retries
         self.default_route = default_route
         self.caller_repairs = caller_repairs
@@ -269,10 +292,12 @@ class MultiLLMAgent(AgentBase):
         history.append(turn("caller", text))
         history.append(turn("observation", render_observation("", problem)))
 
-    def _loop(self, history: list[Turn], episode: Episode, ledger: CostLedger, trace: TraceWriter, eid: str) -> None:
+    def _loop(
+        self, history: list[Turn], episode: Episode, ledger: CostLedger, trace: TraceWriter, eid: str, steps: range
+    ) -> None:
         family = self.roles.family
-        for step in range(self.max_steps):
-            episode.steps = step + 1
+        for step in steps:
+            episode.steps += 1
             route, thought = self._plan(history, episode, ledger, trace, eid, step)
             history.append(turn("assistant", thought))
             if route == "give up":
@@ -289,7 +314,7 @@ class MultiLLMAgent(AgentBase):
                 episode.status, episode.answer = "answered", answer
                 return
             self._call(history, thought, episode, ledger, trace, eid, step)
-        episode.status, episode.reason = "budget_exhausted", f"no answer after {self.max_steps} planner steps"
+        episode.status, episode.reason = "budget_exhausted", f"no answer after {len(steps)} planner steps"
 
 
 def arguments_text(arguments: dict[str, Any]) -> str:

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from umi.agent.episode import Episode
 from umi.agent.multi import AgentBase, turn
 from umi.agent.trace import TraceWriter
 from umi.format import backbone_prompt, caller_text, parse_backbone, planner_text, render_observation
 from umi.models.base import CostLedger
-from umi.schema import Turn
-from umi.tools.base import ToolCall
+from umi.models.roles import Roles
+from umi.schema import ToolDoc, ToolSpec, Turn
+from umi.tools.base import Executor, ToolCall
 
 
 class SingleLLMAgent(AgentBase):
     """The same task with one model in the backbone (stage-1) format. The history is kept in the stage-2 layout
     and merged by `umi.format.backbone_prompt`, so both agents share one history representation."""
 
-    def _loop(self, history: list[Turn], episode: Episode, ledger: CostLedger, trace: TraceWriter, eid: str) -> None:
+    def __init__(self, roles: Roles, tools: Sequence[ToolSpec | ToolDoc], executor: Executor, **kwargs: Any) -> None:
+        super().__init__(roles, tools, executor, **kwargs)
+        roles.get("backbone")  # fail at construction, naming the unbound role
+
+    def _loop(
+        self, history: list[Turn], episode: Episode, ledger: CostLedger, trace: TraceWriter, eid: str, steps: range
+    ) -> None:
         family = self.roles.family
-        for step in range(self.max_steps):
-            episode.steps = step + 1
+        for step in steps:
+            episode.steps += 1
             prompt = backbone_prompt(
                 self.docs, self._fit(history, lambda h: backbone_prompt(self.docs, h, family=family)), family=family
             )
@@ -57,4 +67,4 @@ class SingleLLMAgent(AgentBase):
                 continue
             history.append(turn("caller", caller_text(out.action, out.action_input or "{}")))
             self._execute(trace, eid, step, ToolCall(out.action, out.arguments), history, episode)
-        episode.status, episode.reason = "budget_exhausted", f"no answer after {self.max_steps} steps"
+        episode.status, episode.reason = "budget_exhausted", f"no answer after {len(steps)} steps"

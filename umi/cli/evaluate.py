@@ -197,39 +197,49 @@ def report(
 
 @eval_app.command()
 def live(
-    suite: str = typer.Option("bfcl-multi-turn", "--suite", help="bfcl-multi-turn"),
-    category: str = typer.Option("multi_turn_base", "--category", help="multi_turn_base, _miss_func, _miss_param"),
+    suite: str = typer.Option("bfcl-multi-turn", "--suite", help="bfcl-multi-turn or stabletoolbench"),
+    category: str = typer.Option(
+        "multi_turn_base", "--category", help="bfcl: multi_turn_base, _miss_func, _miss_param"
+    ),
     roles: str | None = typer.Option(None, "--roles", help="Role config, run manifest or packaged name."),
-    out: Path = typer.Option(..., "--out"),
-    single: bool = typer.Option(False, "--single", help="Single-LLM baseline."),
+    out: Path = typer.Option(..., "--out", help="One result file per task here; a rerun resumes."),
+    single: bool = typer.Option(False, "--single", help="Single-LLM baseline (the backbone role)."),
     dfsdt: bool = typer.Option(False, "--dfsdt", help="DFSDT search around the agent."),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N tasks (a documented subset)."),
-    max_steps: int = typer.Option(8, "--max-steps"),
+    max_steps: int = typer.Option(8, "--max-steps", help="Agent steps per user turn."),
     max_new_tokens: int = typer.Option(256, "--max-new-tokens"),
-    as_json: bool = typer.Option(False, "--json"),
+    group: str = typer.Option("G1_instruction", "--group", help="stabletoolbench: query group."),
+    server_url: str = typer.Option("http://127.0.0.1:8080", "--server-url", help="stabletoolbench: `umi serve tools`."),
+    queries_dir: Path | None = typer.Option(None, "--queries-dir", help="stabletoolbench: query files."),
+    judge: str | None = typer.Option(None, "--judge", help="stabletoolbench: judge role config (default: --roles)."),
+    rounds: int = typer.Option(3, "--rounds", help="stabletoolbench: judge rounds for SoPR."),
+    as_json: bool = typer.Option(False, "--json", help="Also print the summary as JSON (last line)."),
 ) -> None:
-    """Whole tasks against executable tools, scored by the suite's own checker."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from umi.agent import DFSDT, MultiLLMAgent, SingleLLMAgent
-    from umi.evaluate.live.bfcl import load_tasks, run_suite
+    """Whole tasks against executable tools, scored by the suite's own checker (BFCL) or SoPR (StableToolBench)."""
+    from umi.agent import DFSDT
+    from umi.evaluate.live.bfcl import CATEGORIES, agent_factory, load_tasks, run_suite
     from umi.models.base import EngineError
     from umi.models.roles import default_roles, load_roles
 
-    if suite != "bfcl-multi-turn":
-        fail(f"unknown suite {suite!r}; available: bfcl-multi-turn (the StableToolBench server: `umi serve tools`)")
+    if suite not in ("bfcl-multi-turn", "stabletoolbench"):
+        fail(f"unknown suite {suite!r}; available: bfcl-multi-turn, stabletoolbench")
+    if suite == "bfcl-multi-turn" and category not in CATEGORIES:
+        fail(f"unknown category {category!r}; available: {', '.join(CATEGORIES)}")
     try:
         bound = load_roles(roles) if roles else default_roles()
-        entries = load_tasks(category)
-    except (EngineError, ValueError) as exc:
+    except (EngineError, ValueError, OSError) as exc:
         fail(str(exc))
-    entries = entries[:limit] if limit else entries
+    base = agent_factory(bound, single=single, max_steps=max_steps, max_new_tokens=max_new_tokens)
 
     def make(specs, executor):  # type: ignore[no-untyped-def]
-        cls = SingleLLMAgent if single else MultiLLMAgent
-        agent = cls(bound, specs, executor, max_steps=max_steps, max_new_tokens=max_new_tokens)
+        agent = base(specs, executor)
         return DFSDT(agent) if dfsdt else agent
 
+    if suite == "stabletoolbench":
+        _stabletoolbench(make, bound, out / group, group, server_url, queries_dir, judge, rounds, limit, as_json)
+        return
+    entries = load_tasks(category)
+    entries = entries[:limit] if limit else entries
     with Progress(
         TextColumn(f"{suite}/{category}"),
         BarColumn(),
@@ -242,6 +252,50 @@ def live(
             entries, make, out / category, on_progress=lambda done, total: bar.update(task, completed=done)
         )
     console.print(f"{category}: {summary['passed']}/{summary['tasks']} tasks pass = {summary['accuracy']:.2f}%")
+    if as_json:
+        print_json_last(summary)
+
+
+def _stabletoolbench(
+    make: object,
+    bound: object,
+    out: Path,
+    group: str,
+    server_url: str,
+    queries_dir: Path | None,
+    judge: str | None,
+    rounds: int,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """StableToolBench solvable queries through a running `umi serve tools`, SoPR from the judge model."""
+    from umi.evaluate.live.toolbench import LABEL, load_queries, role_judge, run_toolbench
+    from umi.models.base import EngineError
+    from umi.models.roles import Roles, load_roles
+    from umi.paths import shared_data
+
+    folder = queries_dir or shared_data() / "stabletoolbench" / "solvable_queries" / "test_instruction"
+    try:
+        queries = load_queries(folder, group)
+        judge_roles = load_roles(judge) if judge else bound
+    except (EngineError, ValueError, OSError) as exc:
+        fail(str(exc))
+    assert isinstance(judge_roles, Roles)
+    queries = queries[:limit] if limit else queries
+    with Progress(
+        TextColumn(group), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err_console
+    ) as bar:
+        task = bar.add_task("queries", total=len(queries))
+        summary = run_toolbench(
+            make,  # type: ignore[arg-type]
+            role_judge(judge_roles),
+            queries,
+            server_url,
+            out,
+            rounds=rounds,
+            on_progress=lambda done, total: bar.update(task, completed=done),
+        )
+    console.print(f"{group} ({LABEL}): SoPR {summary['sopr']:.1f} ± {summary['std']:.1f} over {summary['queries']}")
     if as_json:
         print_json_last(summary)
 

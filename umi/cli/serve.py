@@ -8,10 +8,11 @@ from pathlib import Path
 import typer
 
 from umi.cli._common import console, fail
+from umi.paths import shared_data
 
 
 def _default_shared() -> Path:
-    return Path(os.environ.get("UMI_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
+    return shared_data()
 
 
 def register(app: typer.Typer) -> None:

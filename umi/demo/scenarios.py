@@ -14,7 +14,6 @@ recorded response (so a small model's slightly different arguments still see a r
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from umi.models import ScriptedEngine
 from umi.models.roles import RoleBinding, Roles
+from umi.paths import shared_data
 from umi.schema import ToolSpec
 from umi.tools import FaultyExecutor, ReplayCache, from_api_list
 from umi.tools.base import Executor
@@ -45,11 +45,8 @@ def _asset(name: str) -> Any:
 
 
 def shared_data_dir() -> Path:
-    """`../shared/data` beside the checkout, or `UMI_SHARED_DATA`."""
-    env = os.environ.get("UMI_SHARED_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    """`../shared/data` beside the checkout, or `UMI_SHARED_DATA` (see `umi.paths`)."""
+    return shared_data()
 
 
 def _api_list(tool_name: str, group: str) -> list[dict[str, Any]]:

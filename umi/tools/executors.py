@@ -8,7 +8,9 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
+from umi.format.naming import standardize
 from umi.schema import ToolSpec
 from umi.tools.base import Observation, ToolCall, validate_call
 
@@ -28,11 +30,7 @@ class PythonExecutor:
         if not isinstance(functions, Mapping):
             functions = {f.__name__: f for f in functions}
         self.functions = dict(functions)
-        known = (
-            list(specs)
-            if specs is not None
-            else [f.spec for f in self.functions.values() if hasattr(f, "spec")]
-        )
+        known = list(specs) if specs is not None else [f.spec for f in self.functions.values() if hasattr(f, "spec")]
         self.specs = {s.name: s for s in known} or {n: ToolSpec(name=n) for n in self.functions}
 
     def execute(self, call: ToolCall) -> Observation:
@@ -81,18 +79,29 @@ class HTTPExecutor:
             return Observation(error=problem)
         meta = self.specs[call.name].meta
         path = str(meta.get("path", ""))
-        args = dict(call.arguments)
-        for key in list(args):
-            if "{" + key + "}" in path:
-                path = path.replace("{" + key + "}", str(args.pop(key)))
-        url = str(meta.get("server", "")).rstrip("/") + path
         method = str(meta.get("method", "GET"))
+        # Where each argument goes: OpenAPI's `in` when known; otherwise path slots, then query for GET, body else.
+        where: dict[str, str] = dict(meta.get("in") or {})
+        query: dict[str, Any] = {}
+        body: dict[str, Any] = {}
+        headers: dict[str, str] = {}
+        for key, value in call.arguments.items():
+            slot = where.get(key) or ("path" if "{" + key + "}" in path else "query" if method == "GET" else "body")
+            if slot == "path":
+                path = path.replace("{" + key + "}", quote(str(value), safe=""))
+            elif slot == "header":
+                headers[key] = str(value)
+            elif slot == "body":
+                body[key] = value
+            else:
+                query[key] = value
+        url = str(meta.get("server", "")).rstrip("/") + path
         start = time.perf_counter()
         last = ""
         for attempt in range(self.retries + 1):
             try:
                 resp = self._client.request(
-                    method, url, params=args if method == "GET" else None, json=args if method != "GET" else None
+                    method, url, params=query or None, json=body or None, headers=headers or None
                 )
                 if resp.status_code in (429, 500, 502, 503, 504) and attempt < self.retries:
                     time.sleep(0.5 * 2**attempt)
@@ -139,7 +148,8 @@ class ToolBenchServerExecutor:
         meta = self.specs[call.name].meta
         payload = {
             "category": meta.get("category", ""),
-            "tool_name": meta.get("tool_name", ""),
+            # ToolBench's client sends the standardized tool name and the API's original name.
+            "tool_name": standardize(str(meta.get("tool_name", ""))),
             "api_name": meta.get("api_name", ""),
             "tool_input": json.dumps(call.arguments),
             "strip": "truncate",

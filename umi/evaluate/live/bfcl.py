@@ -129,6 +129,14 @@ class TaskResult:
 AgentFactory = Callable[[list[ToolSpec], BFCLExecutor], Any]
 
 
+def _revealed_prompt() -> str:
+    """BFCL's own user message for a miss_func turn whose question is empty: the held-out functions are now
+    available, so the model should go on with the earlier request (imported, as BFCL's inference sends it)."""
+    from bfcl_eval.constants.default_prompts import DEFAULT_USER_PROMPT_FOR_ADDITIONAL_FUNCTION_FC
+
+    return str(DEFAULT_USER_PROMPT_FOR_ADDITIONAL_FUNCTION_FC)
+
+
 def run_task(entry: dict[str, Any], make_agent: AgentFactory) -> TaskResult:
     """Play every user turn of one task as an agent episode, then score with BFCL's checker."""
     start = time.perf_counter()
@@ -146,8 +154,15 @@ def run_task(entry: dict[str, Any], make_agent: AgentFactory) -> TaskResult:
         executor.allowed = {s.name for s in specs}
         before = len(executor.recorded)
         user = " ".join(m["content"] for m in messages if m.get("role") == "user")
+        if not user and turn_index in missed:  # miss_func: the turn that reveals the held-out functions
+            user = _revealed_prompt()
         if user:
-            episode = make_agent(specs, executor).run(user, history=history)
+            try:
+                episode = make_agent(specs, executor).run(user, history=history)
+            except Exception as exc:  # an engine failure ends this task, not the suite
+                statuses.append(f"error: {type(exc).__name__}: {exc}")
+                turns.append(executor.recorded[before:])
+                break
             history = list(episode.history)
             statuses.append(episode.status)
         else:
