@@ -107,3 +107,15 @@ def test_tool_failure_mid_run_keeps_the_trace(tmp_path: Path) -> None:
     assert records[2].tool_call == {"name": "fast", "arguments": {"q": "1"}} and records[2].observation == "ok"
     for line in trace.read_text().splitlines():
         json.loads(line)  # every line on disk is complete JSON
+
+
+def test_dfsdt_continues_a_multi_turn_history(toolbox) -> None:
+    from umi.agent.multi import turn
+
+    specs, ex = toolbox
+    roles = make_roles(["done\n Next: conclusion."], [], ["second answer"])
+    earlier = [turn("user", "first question"), turn("conclusion", "first answer")]
+    ep = DFSDT(MultiLLMAgent(roles, specs, ex), width=2, max_depth=2).run("second question", history=earlier)
+    assert ep.status == "answered" and ep.answer == "second answer"
+    ((prompt, _),) = roles.planner.engine.prompts  # type: ignore[union-attr]
+    assert prompt.index("first question") < prompt.index("first answer") < prompt.index("second question")

@@ -39,7 +39,7 @@ def gold_roles(entry: dict, corrupt: int | None = None) -> Roles:
 
 
 def factory(roles: Roles):
-    def make(specs, executor):
+    def make(specs, executor, trace_path=None):
         return MultiLLMAgent(roles, specs, executor, max_steps=30, repeat_limit=99)
 
     return make
@@ -68,7 +68,7 @@ def test_suite_is_resumable_and_counts(base_tasks: list[dict], tmp_path: Path) -
     entries = base_tasks[:1]
     roles = {e["id"]: gold_roles(e) for e in entries}
 
-    def must_not_run(specs, executor):
+    def must_not_run(specs, executor, trace_path=None):
         raise AssertionError("a finished task ran again")
 
     first = run_suite(entries[:1], factory(roles[entries[0]["id"]]), tmp_path)

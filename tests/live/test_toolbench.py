@@ -50,7 +50,7 @@ def test_queries_against_the_server_and_sopr(tmp_path: Path, shared_data: Path) 
         time.sleep(0.05)
     observed: list[str] = []
 
-    def make(specs, executor):  # type: ignore[no-untyped-def]
+    def make(specs, executor, trace_path=None):  # type: ignore[no-untyped-def]
         answered = {"n": 0}
 
         def planner(prompt: str, adapter: str | None) -> str:

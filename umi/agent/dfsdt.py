@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from umi.agent.episode import Episode
@@ -47,10 +48,11 @@ class DFSDT:
     _last: Episode | None = field(default=None, init=False)
     _eid: str = field(default="", init=False)
 
-    def run(self, query: str) -> Episode:
+    def run(self, query: str, history: Sequence[Turn] | None = None) -> Episode:
+        """Search for an answer to `query`, appended as a user turn after `history` (multi-turn tasks)."""
         self._used, self._costs, self._last = 0, {}, None
         self._eid = uuid.uuid4().hex[:12]
-        found = self._search([turn("user", query)], 0)
+        found = self._search([*(history or []), turn("user", query)], 0)
         result = found or self._last or Episode(query=query, status="budget_exhausted")
         if found is None and result.status != "gave_up":
             result.status = "budget_exhausted"

@@ -6,7 +6,15 @@ import json
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from umi.cli._common import console, err_console, fail, print_json_last
@@ -206,6 +214,7 @@ def live(
     single: bool = typer.Option(False, "--single", help="Single-LLM baseline (the backbone role)."),
     dfsdt: bool = typer.Option(False, "--dfsdt", help="DFSDT search around the agent."),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N tasks (a documented subset)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Tasks in flight at once (bounded concurrency)."),
     max_steps: int = typer.Option(8, "--max-steps", help="Agent steps per user turn."),
     max_new_tokens: int = typer.Option(256, "--max-new-tokens"),
     group: str = typer.Option("G1_instruction", "--group", help="stabletoolbench: query group."),
@@ -215,9 +224,12 @@ def live(
     rounds: int = typer.Option(3, "--rounds", help="stabletoolbench: judge rounds for SoPR."),
     as_json: bool = typer.Option(False, "--json", help="Also print the summary as JSON (last line)."),
 ) -> None:
-    """Whole tasks against executable tools, scored by the suite's own checker (BFCL) or SoPR (StableToolBench)."""
-    from umi.agent import DFSDT
+    """Whole tasks against executable tools, scored by the suite's own checker (BFCL) or SoPR (StableToolBench).
+
+    One result file and one trace (`traces/<task>.jsonl`) per task under --out; a rerun resumes. Writes
+    report.md and report.png beside them."""
     from umi.evaluate.live.bfcl import CATEGORIES, agent_factory, load_tasks, run_suite
+    from umi.evaluate.live.report import LiveRow, write_live_report
     from umi.models.base import EngineError
     from umi.models.roles import default_roles, load_roles
 
@@ -229,14 +241,13 @@ def live(
         bound = load_roles(roles) if roles else default_roles()
     except (EngineError, ValueError, OSError) as exc:
         fail(str(exc))
-    base = agent_factory(bound, single=single, max_steps=max_steps, max_new_tokens=max_new_tokens)
-
-    def make(specs, executor):  # type: ignore[no-untyped-def]
-        agent = base(specs, executor)
-        return DFSDT(agent) if dfsdt else agent
+    make = agent_factory(bound, single=single, dfsdt=dfsdt, max_steps=max_steps, max_new_tokens=max_new_tokens)
+    system = ("single-LLM" if single else "α-UMi multi-LLM") + (" + DFSDT" if dfsdt else "")
+    system += f" ({roles or 'embedded default'})"
 
     if suite == "stabletoolbench":
-        _stabletoolbench(make, bound, out / group, group, server_url, queries_dir, judge, rounds, limit, as_json)
+        args = (make, bound, out / group, group, server_url, queries_dir, judge, rounds, limit, workers, as_json)
+        _stabletoolbench(*args, system=system)
         return
     entries = load_tasks(category)
     entries = entries[:limit] if limit else entries
@@ -244,14 +255,24 @@ def live(
         TextColumn(f"{suite}/{category}"),
         BarColumn(),
         MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err_console,
     ) as bar:
         task = bar.add_task("tasks", total=len(entries))
         summary = run_suite(
-            entries, make, out / category, on_progress=lambda done, total: bar.update(task, completed=done)
+            entries,
+            make,
+            out / category,
+            workers=workers,
+            on_progress=lambda done, total: bar.update(task, completed=done),
         )
     console.print(f"{category}: {summary['passed']}/{summary['tasks']} tasks pass = {summary['accuracy']:.2f}%")
+    subset = f"first {limit}" if limit else "all"
+    row = LiveRow(system, f"BFCL v4 {category}", "accuracy", summary["accuracy"], summary["tasks"], subset)
+    md, png = write_live_report([row], out / category / "report", title=f"BFCL v4 {category}")
+    console.print(f"report: {md} and {png}")
     if as_json:
         print_json_last(summary)
 
@@ -266,9 +287,13 @@ def _stabletoolbench(
     judge: str | None,
     rounds: int,
     limit: int | None,
+    workers: int,
     as_json: bool,
+    *,
+    system: str,
 ) -> None:
     """StableToolBench solvable queries through a running `umi serve tools`, SoPR from the judge model."""
+    from umi.evaluate.live.report import LiveRow, write_live_report
     from umi.evaluate.live.toolbench import LABEL, load_queries, role_judge, run_toolbench
     from umi.models.base import EngineError
     from umi.models.roles import Roles, load_roles
@@ -283,7 +308,13 @@ def _stabletoolbench(
     assert isinstance(judge_roles, Roles)
     queries = queries[:limit] if limit else queries
     with Progress(
-        TextColumn(group), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err_console
+        TextColumn(group),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
     ) as bar:
         task = bar.add_task("queries", total=len(queries))
         summary = run_toolbench(
@@ -293,11 +324,42 @@ def _stabletoolbench(
             server_url,
             out,
             rounds=rounds,
+            workers=workers,
             on_progress=lambda done, total: bar.update(task, completed=done),
         )
     console.print(f"{group} ({LABEL}): SoPR {summary['sopr']:.1f} ± {summary['std']:.1f} over {summary['queries']}")
+    note = f"{LABEL}; judge {judge or 'the agent roles'}, {rounds} rounds, ±{summary['std']:.1f}"
+    row = LiveRow(system, f"StableToolBench {group}", "SoPR", summary["sopr"], summary["queries"], note)
+    md, png = write_live_report([row], out / "report", title=f"StableToolBench {group} ({LABEL})")
+    console.print(f"report: {md} and {png}")
     if as_json:
         print_json_last(summary)
+
+
+@eval_app.command()
+def winrate(
+    candidate: Path = typer.Option(..., "--candidate", help="A `umi eval live --suite stabletoolbench` group folder."),
+    reference: Path = typer.Option(..., "--reference", help="The run to compare against (same queries)."),
+    judge: str | None = typer.Option(None, "--judge", help="Judge role config (default: the embedded model)."),
+    rounds: int = typer.Option(2, "--rounds", help="Judge rounds; each asks in both answer orders."),
+    as_json: bool = typer.Option(False, "--json", help="Also print the result as JSON (last line)."),
+) -> None:
+    """Win rate of one StableToolBench run's answers against another's, with the same judge (simulated APIs)."""
+    from umi.evaluate.live.toolbench import LABEL, role_judge, win_rate
+    from umi.models.base import EngineError
+    from umi.models.roles import default_roles, load_roles
+
+    try:
+        judge_roles = load_roles(judge) if judge else default_roles()
+        result = win_rate(candidate, reference, role_judge(judge_roles), rounds=rounds)
+    except (EngineError, ValueError, OSError) as exc:
+        fail(str(exc))
+    console.print(
+        f"{candidate.name} vs {reference.name} ({LABEL}): win rate {result['win_rate']:.1f}% over "
+        f"{result['queries']} queries ({result['wins']} won, {result['ties']} tied, {result['losses']} lost)"
+    )
+    if as_json:
+        print_json_last(result)
 
 
 def register(app: typer.Typer) -> None:

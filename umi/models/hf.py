@@ -8,6 +8,7 @@ that support it. A GGUF file is dequantized once and cached as safetensors, so l
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -63,6 +64,7 @@ class TransformersEngine:
 
         self.name = "transformers"
         self.role = role
+        self._lock = threading.Lock()
         self.max_input_tokens = max_input_tokens
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if dtype == "auto":
@@ -188,15 +190,18 @@ class TransformersEngine:
                 f"role {self.role!r}, engine transformers: adapter {adapter!r} is not loaded (loaded: {self.adapters})"
             )
         out: list[Completion] = []
-        for i in range(0, len(prompts), batch_size):
-            batch = list(prompts[i : i + batch_size])
-            if isinstance(self.model, PeftModel):
-                if adapter is None:
-                    with self.model.disable_adapter():
-                        out += self._generate(batch, params)
-                    continue
-                self.model.set_adapter(adapter)
-            out += self._generate(batch, params)
+        # One request at a time: the active adapter is model state, so concurrent callers (live evaluation's
+        # workers) must not switch it under each other.
+        with self._lock:
+            for i in range(0, len(prompts), batch_size):
+                batch = list(prompts[i : i + batch_size])
+                if isinstance(self.model, PeftModel):
+                    if adapter is None:
+                        with self.model.disable_adapter():
+                            out += self._generate(batch, params)
+                        continue
+                    self.model.set_adapter(adapter)
+                out += self._generate(batch, params)
         return out
 
 

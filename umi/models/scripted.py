@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -23,15 +24,18 @@ class ScriptedEngine:
         self._i = 0
         self.latency = latency
         self.prompts: list[tuple[str, str | None]] = []
+        self._lock = threading.Lock()  # a list script is consumed in order even under concurrent callers
 
     def _next(self, prompt: str, adapter: str | None) -> str:
-        if callable(self._script):
-            return self._script(prompt, adapter)
-        if self._i >= len(self._script):
-            raise IndexError(f"scripted engine ran out of answers after {self._i} calls")
-        text = self._script[self._i]
-        self._i += 1
-        return text
+        script = self._script
+        if callable(script):
+            return script(prompt, adapter)
+        with self._lock:
+            if self._i >= len(script):
+                raise IndexError(f"scripted engine ran out of answers after {self._i} calls")
+            text = script[self._i]
+            self._i += 1
+            return text
 
     def complete(
         self, prompts: Sequence[str], params: GenerationParams, *, adapter: str | None = None

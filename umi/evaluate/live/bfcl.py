@@ -22,9 +22,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from umi.evaluate.live.runner import run_tasks
 from umi.models.roles import Roles
 from umi.schema import ToolSpec, Turn
-from umi.tools.base import Observation, ToolCall
+from umi.tools.base import Executor, Observation, ToolCall
 from umi.tools.specs import from_openai_function
 
 CATEGORIES = ("multi_turn_base", "multi_turn_miss_func", "multi_turn_miss_param", "multi_turn_long_context")
@@ -74,6 +75,7 @@ class BFCLExecutor:
     def __init__(self, entry: dict[str, Any]) -> None:
         from bfcl_eval.constants.executable_backend_config import CLASS_FILE_PATH_MAPPING, STATELESS_CLASSES
 
+        self.task_id: str = str(entry["id"])
         self.instances: dict[str, Any] = {}
         self.methods: dict[str, Callable[..., Any]] = {}
         for class_name in entry["involved_classes"]:
@@ -126,7 +128,7 @@ class TaskResult:
     seconds: float = 0.0
 
 
-AgentFactory = Callable[[list[ToolSpec], BFCLExecutor], Any]
+AgentFactory = Callable[..., Any]  # (specs, executor[, trace_path=]) -> an agent with .run(query, history=)
 
 
 def _revealed_prompt() -> str:
@@ -137,9 +139,13 @@ def _revealed_prompt() -> str:
     return str(DEFAULT_USER_PROMPT_FOR_ADDITIONAL_FUNCTION_FC)
 
 
-def run_task(entry: dict[str, Any], make_agent: AgentFactory) -> TaskResult:
-    """Play every user turn of one task as an agent episode, then score with BFCL's checker."""
+def run_task(entry: dict[str, Any], make_agent: AgentFactory, trace_path: Path | None = None) -> TaskResult:
+    """Play every user turn of one task as an agent episode, then score with BFCL's checker.
+
+    With `trace_path`, the factory is called as `make_agent(specs, executor, trace_path=…)` and every turn's
+    episode appends to that one JSONL trace."""
     start = time.perf_counter()
+    extra: dict[str, Any] = {"trace_path": trace_path} if trace_path is not None else {}
     executor = BFCLExecutor(entry)
     excluded = set(entry.get("excluded_function") or [])
     missed: dict[int, list[str]] = {int(k): v for k, v in (entry.get("missed_function") or {}).items()}
@@ -157,8 +163,9 @@ def run_task(entry: dict[str, Any], make_agent: AgentFactory) -> TaskResult:
         if not user and turn_index in missed:  # miss_func: the turn that reveals the held-out functions
             user = _revealed_prompt()
         if user:
+            agent = make_agent(specs, executor, **extra)  # a configuration error here is raised, not scored
             try:
-                episode = make_agent(specs, executor).run(user, history=history)
+                episode = agent.run(user, history=history)
             except Exception as exc:  # an engine failure ends this task, not the suite
                 statuses.append(f"error: {type(exc).__name__}: {exc}")
                 turns.append(executor.recorded[before:])
@@ -190,42 +197,51 @@ def run_suite(
     make_agent: AgentFactory,
     out_dir: str | Path,
     *,
+    workers: int = 1,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Every task, one result file each (existing ones are kept: the run resumes), then accuracy."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    results: list[dict[str, Any]] = []
-    for i, entry in enumerate(entries):
-        path = out / f"{entry['id']}.json"
-        if path.exists():
-            results.append(json.loads(path.read_text()))
-        else:
-            r = run_task(entry, make_agent)
-            data = r.__dict__
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data, indent=1))
-            tmp.replace(path)
-            results.append(data)
-        if on_progress:
-            on_progress(i + 1, len(entries))
+    """Every task (at most `workers` at a time), one result file and one trace each under `out_dir`; finished
+    tasks are kept, so a rerun resumes. Returns `{tasks, passed, accuracy}` and writes it to summary.json."""
+    results = run_tasks(
+        entries,
+        lambda e: str(e["id"]),
+        lambda e, trace: run_task(e, make_agent, trace_path=trace).__dict__,
+        out_dir,
+        workers=workers,
+        on_progress=on_progress,
+    )
     passed = sum(1 for r in results if r["passed"])
     summary = {"tasks": len(results), "passed": passed, "accuracy": round(100 * passed / max(1, len(results)), 2)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (Path(out_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
 def agent_factory(
-    roles: Roles, *, single: bool = False, max_steps: int = 8, max_new_tokens: int = 512, **agent_kwargs: Any
+    roles: Roles,
+    *,
+    single: bool = False,
+    dfsdt: bool = False,
+    max_steps: int = 8,
+    max_new_tokens: int = 512,
+    **agent_kwargs: Any,
 ) -> AgentFactory:
-    """A fresh α-UMi (or single-LLM) agent per user turn over the turn's visible tools; the roles (and their
-    loaded engines) are shared, so a turn costs no model load."""
-    from umi.agent import MultiLLMAgent, SingleLLMAgent
+    """A fresh α-UMi (or single-LLM) agent per episode over the visible tools, optionally inside DFSDT search;
+    the roles (and their loaded engines) are shared, so an episode costs no model load."""
+    from umi.agent import DFSDT, MultiLLMAgent, SingleLLMAgent
 
     cls = SingleLLMAgent if single else MultiLLMAgent
 
-    def make(specs: list[ToolSpec], executor: BFCLExecutor) -> Any:
-        return cls(roles, specs, executor, max_steps=max_steps, max_new_tokens=max_new_tokens, **agent_kwargs)
+    def make(specs: list[ToolSpec], executor: Executor, trace_path: Path | None = None) -> Any:
+        agent = cls(
+            roles,
+            specs,
+            executor,
+            max_steps=max_steps,
+            max_new_tokens=max_new_tokens,
+            trace_path=trace_path,
+            **agent_kwargs,
+        )
+        return DFSDT(agent) if dfsdt else agent
 
     return make
 
@@ -237,13 +253,15 @@ def run_bfcl(
     *,
     limit: int | None = None,
     single: bool = False,
+    dfsdt: bool = False,
     max_steps: int = 8,
     max_new_tokens: int = 512,
+    workers: int = 1,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """The first `limit` tasks of a BFCL multi-turn category (all when None), resumable under `out_dir`;
     returns `{tasks, passed, accuracy}` (accuracy in %)."""
     entries = load_tasks(category)
     entries = entries[:limit] if limit else entries
-    make = agent_factory(roles, single=single, max_steps=max_steps, max_new_tokens=max_new_tokens)
-    return run_suite(entries, make, out_dir, on_progress=on_progress)
+    make = agent_factory(roles, single=single, dfsdt=dfsdt, max_steps=max_steps, max_new_tokens=max_new_tokens)
+    return run_suite(entries, make, out_dir, workers=workers, on_progress=on_progress)

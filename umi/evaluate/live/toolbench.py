@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from umi.evaluate.live.runner import result_path, run_tasks, write_json
 from umi.models.roles import Roles
 from umi.serve.client import StableToolBenchExecutor
 from umi.tools.specs import from_api_list
@@ -63,13 +64,18 @@ def role_judge(roles: Roles, max_new_tokens: int = 16) -> Judge:
     return lambda prompt: binding.complete([prompt], params)[0].text
 
 
-def run_query(entry: dict[str, Any], make_agent: Callable[..., Any], server_url: str) -> dict[str, Any]:
-    """One query as one agent episode over its `api_list`, dispatched through the server."""
+def run_query(
+    entry: dict[str, Any], make_agent: Callable[..., Any], server_url: str, trace_path: Path | None = None
+) -> dict[str, Any]:
+    """One query as one agent episode over its `api_list`, dispatched through the server (with `trace_path`
+    the factory is called as `make_agent(specs, executor, trace_path=…)`)."""
     start = time.perf_counter()
     specs = from_api_list(entry.get("api_list", []))
     executor = StableToolBenchExecutor(server_url, specs)
+    extra: dict[str, Any] = {"trace_path": trace_path} if trace_path is not None else {}
+    agent = make_agent(specs, executor, **extra)  # a configuration error here is raised, not scored
     try:
-        episode = make_agent(specs, executor).run(entry["query"])
+        episode = agent.run(entry["query"])
         status, answer = str(episode.status), episode.answer or ""
         calls = [{"name": c.name, "arguments": c.arguments} for c in episode.calls]
     except Exception as exc:  # an engine failure fails this query, not the run
@@ -115,25 +121,113 @@ def run_toolbench(
     out_dir: str | Path,
     *,
     rounds: int = 3,
+    workers: int = 1,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Every query (one result file each; existing ones are kept, so a run resumes), then SoPR."""
+    """Every query (at most `workers` at a time; one result file and one trace each; finished ones are kept, so
+    a run resumes), then SoPR. The verdicts are saved with each result, so a rerun re-judges nothing."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    results: list[dict[str, Any]] = []
-    for i, entry in enumerate(queries):
-        key = str(entry.get("query_id", i))
-        path = out / f"{key}.json"
-        if path.exists():
-            results.append(json.loads(path.read_text(encoding="utf-8")))
-        else:
-            r = {"key": key, **run_query(entry, make_agent, server_url)}
-            path.write_text(json.dumps(r, indent=1, ensure_ascii=False), encoding="utf-8")
-            results.append(r)
-        if on_progress:
-            on_progress(i + 1, len(queries))
+    keyed = [{"key": str(q.get("query_id", i)), **q} for i, q in enumerate(queries)]
+    results = run_tasks(
+        keyed,
+        lambda q: str(q["key"]),
+        lambda q, trace: {"key": q["key"], **run_query(q, make_agent, server_url, trace)},
+        out,
+        workers=workers,
+        on_progress=on_progress,
+    )
     summary = sopr(results, judge, rounds)
-    for r in results:  # keep the verdicts with each result so a rerun re-judges nothing
-        (out / f"{r['key']}.json").write_text(json.dumps(r, indent=1, ensure_ascii=False), encoding="utf-8")
+    for r in results:
+        write_json(result_path(out, r["key"]), r)
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return summary
+
+
+def win_prompt(query: str, answer_a: str, answer_b: str) -> str:
+    """umi's wording of ToolEval's preference question: which final answer serves the request better?"""
+    return (
+        "You compare two assistants' final answers to the same user request.\n"
+        f"Request: {query}\n"
+        f"Answer A: {answer_a}\n"
+        f"Answer B: {answer_b}\n"
+        "Prefer the answer that actually gives what was asked, with concrete information, over one that apologises, "
+        "refuses or stays vague. Reply with one letter: A or B.\nBetter answer:"
+    )
+
+
+def parse_preference(text: str) -> str:
+    """`A`, `B`, or `tie` when the reply names neither (or both) as its first letter-word."""
+    for word in text.replace(".", " ").replace(":", " ").split():
+        w = word.strip("*\"'()[]").upper()
+        if w in ("A", "B"):
+            return w
+    return "tie"
+
+
+def win_rate(candidate: str | Path, reference: str | Path, judge: Judge, *, rounds: int = 2) -> dict[str, Any]:
+    """Win rate of run `candidate` against run `reference` (two `run_toolbench` folders) on the queries both have.
+
+    ToolEval's order of rules: a run that did not answer loses to one that did (both unanswered: a tie); when
+    both answered, the judge picks, asked in both orders every round so the position of an answer cannot decide
+    it. A tie counts half. Returns `{queries, wins, ties, losses, win_rate, label}` (win_rate in %)."""
+    a, b = _load_run(candidate), _load_run(reference)
+    common = [k for k in a if k in b]
+    if not common:
+        raise ValueError(f"{candidate} and {reference} share no query results; run both on the same queries first")
+    wins = ties = losses = 0.0
+    for k in common:
+        ra, rb = a[k], b[k]
+        ok_a, ok_b = _answered(ra), _answered(rb)
+        if ok_a != ok_b:
+            score = 1.0 if ok_a else 0.0
+        elif not ok_a:
+            score = 0.5
+        else:
+            points = 0.0
+            for _ in range(rounds):
+                points += {"A": 1.0, "B": 0.0}.get(
+                    parse_preference(judge(win_prompt(ra["query"], ra["answer"], rb["answer"]))), 0.5
+                )
+                points += {"B": 1.0, "A": 0.0}.get(
+                    parse_preference(judge(win_prompt(ra["query"], rb["answer"], ra["answer"]))), 0.5
+                )
+            score = points / (2 * rounds)
+        if score > 0.5:
+            wins += 1
+        elif score < 0.5:
+            losses += 1
+        else:
+            ties += 1
+    n = len(common)
+    return {
+        "queries": n,
+        "wins": int(wins),
+        "ties": int(ties),
+        "losses": int(losses),
+        "win_rate": round(100 * (wins + 0.5 * ties) / n, 2),
+        "label": LABEL,
+    }
+
+
+def _answered(r: dict[str, Any]) -> bool:
+    return r.get("status") == "answered" and bool(str(r.get("answer", "")).strip())
+
+
+def _load_run(folder: str | Path) -> dict[str, dict[str, Any]]:
+    path = Path(folder)
+    if not path.is_dir():
+        raise ValueError(
+            f"{path} is not a run folder; give the --out folder of `umi eval live --suite stabletoolbench`"
+        )
+    runs: dict[str, dict[str, Any]] = {}
+    for f in sorted(path.glob("*.json")):
+        if f.name == "summary.json":
+            continue
+        try:
+            r = json.loads(f.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{f}: not a result file ({exc}); delete it and rerun that query") from None
+        if not isinstance(r, dict) or "query" not in r or "key" not in r:
+            raise ValueError(f"{f}: not a stabletoolbench result (no key/query field)")
+        runs[str(r["key"])] = r
+    return runs
