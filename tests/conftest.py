@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,6 +36,39 @@ def ood_path(shared_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def train_example(shared_data: Path) -> Path:
     return shared_data / "alpha_umi" / "dataset" / "toolbench" / "train-example"
+
+
+def save_tiny_llama(tokenizer: Any, out: Path, **overrides: Any) -> Path:
+    """Save a randomly initialised 2-layer Llama (seed 0) sized to `tokenizer`, with the tokenizer beside it.
+
+    One builder for every tiny model of the suite, so the model tests and the training tests differ only in the
+    overrides they name (context length, KV heads, initialisation range)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    settings: dict[str, Any] = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+        "max_position_embeddings": 256,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    settings.update(overrides)
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(**settings)).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_saver() -> Callable[..., Path]:
+    """`save_tiny_llama` as a fixture: test folders import nothing from each other."""
+    return save_tiny_llama
 
 
 _real_connect = socket.socket.connect

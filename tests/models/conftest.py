@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -70,10 +71,10 @@ def write_gguf_lora(path: Path, seed: int, rank: int = 8) -> Path:
     return path
 
 
-def build_tiny_llama(root: Path) -> Path:
+def build_tiny_llama(root: Path, save_tiny_llama: Callable[..., Path]) -> Path:
     """A randomly initialised 2-layer Llama with a BPE tokenizer trained here: a few MB, real architecture."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     corpus = [
         "the planner thinks and the caller calls an api",
@@ -97,31 +98,12 @@ def build_tiny_llama(root: Path) -> Path:
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>"
     )
-    config = LlamaConfig(
-        vocab_size=len(fast),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=256,
-        bos_token_id=fast.bos_token_id,
-        eos_token_id=fast.eos_token_id,
-        pad_token_id=fast.pad_token_id,
-    )
-    import torch
-
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    out = root / "tiny-llama"
-    model.save_pretrained(out)
-    fast.save_pretrained(out)
-    return out
+    return save_tiny_llama(fast, root / "tiny-llama")
 
 
 @pytest.fixture(scope="session")
-def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_llama(tmp_path_factory.mktemp("models"))
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory, tiny_llama_saver: Callable[..., Path]) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("models"), tiny_llama_saver)
 
 
 @pytest.fixture(scope="package")

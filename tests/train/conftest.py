@@ -3,6 +3,7 @@ trained here on the rows' own text, saved to a temporary folder (a few MB, well 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -64,27 +65,14 @@ def make_tokenizer(texts: list[str], eos: str = "</s>") -> object:
 
 
 @pytest.fixture(scope="session")
-def tiny_base(tmp_path_factory: pytest.TempPathFactory, row_sets: RowSets) -> Path:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
+def tiny_base(
+    tmp_path_factory: pytest.TempPathFactory, row_sets: RowSets, tiny_llama_saver: Callable[..., Path]
+) -> Path:
     texts = [r.input + r.target for r in row_sets.multitask + row_sets.backbone]
-    tokenizer = make_tokenizer(texts)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),  # type: ignore[arg-type]
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
+    return tiny_llama_saver(
+        make_tokenizer(texts),
+        tmp_path_factory.mktemp("tiny-llama"),
         num_key_value_heads=2,
         max_position_embeddings=2048,
         initializer_range=0.3,  # a random lm_head at 0.02 caps every logit near 0: LoRA could not lower the loss
-        pad_token_id=tokenizer.pad_token_id,  # type: ignore[attr-defined]
-        eos_token_id=tokenizer.eos_token_id,  # type: ignore[attr-defined]
-        bos_token_id=tokenizer.bos_token_id,  # type: ignore[attr-defined]
     )
-    out = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(out)
-    tokenizer.save_pretrained(out)  # type: ignore[attr-defined]
-    return out

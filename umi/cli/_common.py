@@ -7,6 +7,15 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -21,3 +30,16 @@ def fail(message: str, code: int = 1) -> NoReturn:
 def print_json_last(obj: Any) -> None:
     """`--json` output: one JSON object on the last line of standard output."""
     print(json.dumps(obj, ensure_ascii=False))
+
+
+def task_bar(label: str) -> Progress:
+    """The progress bar every whole-task job shows (live evaluation suites): done/total, elapsed and ETA."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+    )

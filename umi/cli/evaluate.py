@@ -12,12 +12,11 @@ from rich.progress import (
     Progress,
     TaskProgressColumn,
     TextColumn,
-    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
 
-from umi.cli._common import console, err_console, fail, print_json_last
+from umi.cli._common import console, err_console, fail, print_json_last, task_bar
 
 eval_app = typer.Typer(no_args_is_help=True)
 
@@ -251,15 +250,7 @@ def live(
         return
     entries = load_tasks(category)
     entries = entries[:limit] if limit else entries
-    with Progress(
-        TextColumn(f"{suite}/{category}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-    ) as bar:
+    with task_bar(f"{suite}/{category}") as bar:
         task = bar.add_task("tasks", total=len(entries))
         summary = run_suite(
             entries,
@@ -307,15 +298,7 @@ def _stabletoolbench(
         fail(str(exc))
     assert isinstance(judge_roles, Roles)
     queries = queries[:limit] if limit else queries
-    with Progress(
-        TextColumn(group),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-    ) as bar:
+    with task_bar(group) as bar:
         task = bar.add_task("queries", total=len(queries))
         summary = run_toolbench(
             make,  # type: ignore[arg-type]
