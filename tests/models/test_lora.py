@@ -77,3 +77,93 @@ def test_llamacpp_gguf_loras_switch_per_request(gguf_loras: dict[str, Path]) -> 
     assert texts[None].strip().startswith("Paris")  # adapters off: the bare base
     assert engine.complete(prompt, params, adapter="planner")[0].text == texts["planner"]
     engine.close()
+
+
+def _mild_adapter(base: Path, out: Path, seed: int, strength: float = 0.6) -> Path:
+    """A random LoRA on q/k/v/o of `base`, strong enough to change the text, mild enough to keep it fluent (so two
+    engines can agree token for token)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    peft = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base),
+        LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], init_lora_weights=False),
+    )
+    with torch.no_grad():
+        for name, p in peft.named_parameters():
+            if "lora_B" in name:
+                p.mul_(strength)
+    peft.save_pretrained(out)
+    return out
+
+
+def test_peft_adapter_converted_to_gguf_generates_the_same_on_llamacpp(umi_cache: Path, tmp_path: Path) -> None:
+    """A PEFT LoRA on the embedded model (q/k/v/o, so llama.cpp's q/k row permutation matters) converted by
+    `peft_to_gguf_lora`: llama.cpp with the GGUF adapter continues exactly as transformers with the PEFT one, and
+    differently from the bare base; `base_loras` keeps an adapter on for every request."""
+    from umi.models.embedded import embedded_gguf
+    from umi.models.gguf_lora import peft_to_gguf_lora
+    from umi.models.hf import TransformersEngine, dequantized_dir
+    from umi.models.llamacpp import LlamaCppEngine
+
+    base = dequantized_dir(embedded_gguf())
+    _mild_adapter(base, tmp_path / "peft", 0)
+    gguf_path = peft_to_gguf_lora(tmp_path / "peft", tmp_path / "role.gguf")
+
+    params = GenerationParams(max_new_tokens=12)
+    prompts = ["The capital of France is", "Once upon a time, in a small village,"]
+    hf = TransformersEngine(str(base), adapters={"role": str(tmp_path / "peft")})
+    lc = LlamaCppEngine("embedded", n_ctx=256, loras={"role": gguf_path})
+    converted = [lc.complete([p], params, adapter="role")[0].text for p in prompts]
+    assert converted == [hf.complete([p], params, adapter="role")[0].text for p in prompts]
+    assert converted != [lc.complete([p], params)[0].text for p in prompts]
+    lc.close()
+    always = LlamaCppEngine("embedded", n_ctx=256, loras={"role": gguf_path}, base_loras=["role"])
+    assert [always.complete([p], params)[0].text for p in prompts] == converted
+    always.close()
+
+
+def test_gguf_conversion_refuses_an_adapter_of_another_model(tiny_llama: Path, tmp_path: Path) -> None:
+    import pytest
+
+    from umi.models.base import EngineError
+    from umi.models.gguf_lora import peft_to_gguf_lora
+
+    with pytest.raises(EngineError, match="convert against the base the adapter was trained on"):
+        peft_to_gguf_lora(_adapter(tiny_llama, tmp_path / "tiny", 1), tmp_path / "x.gguf")
+    with pytest.raises(EngineError, match="not a PEFT adapter folder"):
+        peft_to_gguf_lora(tmp_path, tmp_path / "y.gguf")
+
+
+def test_glpft_manifest_binds_on_llamacpp_like_on_transformers(umi_cache: Path, tmp_path: Path) -> None:
+    """A packaged-style GLPFT manifest on the embedded base (stage-1 adapter under `base_adapters`, one adapter per
+    role): bound on llama.cpp (converted GGUF LoRAs, stage 1 always on) it generates what the transformers binding
+    (stage 1 merged into the base, role adapter on top) generates."""
+    import json
+
+    from umi.models.embedded import embedded_gguf
+    from umi.models.hf import dequantized_dir
+    from umi.models.roles import llamacpp_roles_from_manifest, roles_from_manifest
+
+    base = dequantized_dir(embedded_gguf())
+    # milder than one adapter alone: two stacked random updates at 0.6 push Q4_1 and fp32 apart on near-ties
+    _mild_adapter(base, tmp_path / "stage1", 1, strength=0.4)
+    _mild_adapter(base, tmp_path / "planner", 2, strength=0.4)
+    manifest = {
+        "umi_manifest": 1,
+        "recipe": "glpft",
+        "base": "embedded",
+        "base_adapters": ["stage1"],
+        "roles": {"planner": {"adapter": "planner"}},
+    }
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    fast = llamacpp_roles_from_manifest(tmp_path / "manifest.json", n_ctx=256)
+    slow = roles_from_manifest(tmp_path / "manifest.json")
+    params = GenerationParams(max_new_tokens=10)
+    prompts = ["The capital of France is", "Once upon a time, in a small village,"]
+    planner = [fast.get("planner").complete([p], params)[0].text for p in prompts]
+    assert planner == [slow.get("planner").complete([p], params)[0].text for p in prompts]
+    assert fast.get("planner").engine.name == "llama.cpp" and fast.backbone is not None
+    stage1 = [fast.get("backbone").complete([p], params)[0].text for p in prompts]  # stage 1 alone
+    assert stage1 != planner

@@ -23,17 +23,30 @@ def _peft_adapter(base_dir: Path, out: Path, seed: int) -> Path:
     return out
 
 
-def test_default_roles_bind_every_role_to_one_embedded_engine() -> None:
+def test_embedded_roles_bind_every_role_to_one_embedded_engine() -> None:
     from umi.models.embedded import embedded_gguf
     from umi.models.llamacpp import LlamaCppEngine
 
-    roles = default_roles()
+    roles = load_roles("embedded")
     engines = {id(b.engine) for b in roles.bound().values()}
     assert set(roles.bound()) == set(ROLE_NAMES) and len(engines) == 1 and roles.is_multi
     engine = roles.get("planner").engine
     assert isinstance(engine, LlamaCppEngine) and engine.model_path == embedded_gguf()
     c = roles.get("caller").complete(["The capital of France is"], GenerationParams(max_new_tokens=4))[0]
     assert c.text.strip().startswith("Paris")
+    engine.close()
+
+
+def test_default_roles_without_shipped_roles_are_the_bare_embedded_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    import umi.models.roles as roles_module
+    from umi.models.llamacpp import LlamaCppEngine
+
+    monkeypatch.setattr(roles_module, "trained_roles_dir", lambda: None)
+    roles = default_roles()
+    engine = roles.get("planner").engine
+    assert isinstance(engine, LlamaCppEngine) and not engine.base_loras and roles.get("planner").adapter is None
+    with pytest.raises(EngineError, match="ships no trained roles"):
+        load_roles("embedded-glpft")
     engine.close()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import resource
 import time
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -103,3 +104,20 @@ def register(app: typer.Typer) -> None:
         console.print(table)
         if as_json:
             print_json_last({"roles": rows})
+
+    @models_app.command("convert-lora")
+    def convert_lora(
+        adapter: Path = typer.Argument(..., help="A PEFT LoRA adapter folder (what `umi train` writes)."),
+        out: Path = typer.Option(..., "--out", help="The .gguf file to write."),
+        base: str = typer.Option("embedded", "--base", help="The GGUF base it was trained on (path or `embedded`)."),
+    ) -> None:
+        """Convert a PEFT LoRA adapter to llama.cpp's GGUF LoRA, so the role runs on the llama.cpp engine
+        (`loras = {role = "role.gguf"}`)."""
+        from umi.models.base import EngineError
+        from umi.models.gguf_lora import peft_to_gguf_lora
+
+        try:
+            path = peft_to_gguf_lora(adapter, out, base=base)
+        except EngineError as exc:
+            fail(str(exc))
+        console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

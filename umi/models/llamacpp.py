@@ -10,6 +10,9 @@ LoRA adapters must be GGUF files. Convert a PEFT adapter (what `umi train` write
 `convert_lora_to_gguf.py --base <base model dir> <adapter dir> --outfile role.gguf`, then bind the role with
 `adapter = "role"` and `loras = {role = "role.gguf"}` in the role configuration. All adapters load once beside the
 base; each request enables only its own (scale 1) and disables the rest, so three roles cost one base model.
+`base_loras` are always on: a GLPFT stage-2 role is its stage-1 adapter plus its own (both LoRA sums on the same
+weights, exactly the merged stage-1 model the role was trained on). `umi.models.gguf_lora` (or `umi models
+convert-lora`) does the PEFT → GGUF conversion without llama.cpp's scripts.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class LlamaCppEngine:
         n_threads: int | None = None,
         n_parallel: int = 1,
         loras: Mapping[str, str | Path] | None = None,
+        base_loras: Sequence[str] = (),
         cache_prompt: bool = True,
         verbosity: int = 0,
         role: str = "",
@@ -79,6 +83,13 @@ class LlamaCppEngine:
             info.scale = 0.0
             adapters.append(info)
             self._lora_ids[name] = i
+        missing = [name for name in base_loras if name not in self._lora_ids]
+        if missing:
+            raise EngineError(
+                f"role {role!r}, engine llama.cpp: base_loras {missing} are not in `loras` "
+                f"({sorted(self._lora_ids)}); add them there"
+            )
+        self.base_loras = tuple(base_loras)
         if adapters:
             params.lora_adapters = adapters
             params.lora_init_without_apply = True
@@ -101,7 +112,8 @@ class LlamaCppEngine:
             raise EngineError(
                 f"role {self.role!r}, engine llama.cpp: unknown adapter {adapter!r}; loaded: {sorted(self._lora_ids)}"
             )
-        return [{"id": i, "scale": 1.0 if name == adapter else 0.0} for name, i in self._lora_ids.items()]
+        on = {adapter, *self.base_loras}
+        return [{"id": i, "scale": 1.0 if name in on else 0.0} for name, i in self._lora_ids.items()]
 
     def complete(
         self, prompts: Sequence[str], params: GenerationParams, *, adapter: str | None = None

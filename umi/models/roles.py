@@ -328,11 +328,21 @@ def load_roles(source: str | Path | dict[str, Any] | None = None, **flags: str |
         if flags:
             raise EngineError(f"{path}: role flags apply to TOML configurations, not to run manifests")
         return roles_from_manifest(path)
+    if str(source) == TRAINED_NAME and not path.exists():
+        trained = trained_roles_dir()
+        if trained is None:
+            raise EngineError(f"{TRAINED_NAME!r}: this umi build ships no trained roles; use `embedded` (zero-shot)")
+        if flags:
+            raise EngineError(f"{TRAINED_NAME!r}: role flags apply to TOML configurations, not to shipped roles")
+        return llamacpp_roles_from_manifest(trained)
     if not path.exists():
         if path.suffix in (".toml", ".yaml", ".yml") or "/" in str(source):
             raise EngineError(f"role configuration {path} not found; give a TOML file or a packaged name")
         path = packaged_config(str(source))
     return roles_from_config(apply_flags(_read_toml(path), flags), root=path.parent, source=str(path))
+
+
+TRAINED_NAME = "embedded-glpft"  # `--roles embedded-glpft`: the shipped GLPFT roles; `embedded`: the bare base
 
 
 def trained_roles_dir() -> Path | None:
@@ -341,9 +351,43 @@ def trained_roles_dir() -> Path | None:
     return path if path.exists() else None
 
 
+def llamacpp_roles_from_manifest(path: Path, *, n_ctx: int = 8192, n_threads: int | None = None) -> Roles:
+    """A LoRA run on a GGUF base (`embedded`, `gemma3-270m`, a .gguf) bound on llama.cpp instead of transformers.
+
+    Each PEFT adapter is converted to a GGUF LoRA once (`umi.models.gguf_lora.cached_gguf_lora`); the manifest's
+    `base_adapters` (GLPFT's stage 1) stay on for every request, each role adds its own, and the backbone role is
+    the base plus those base adapters (GLPFT stage 1 is the single-LLM model). One base in memory, the fast path."""
+    import json
+
+    from umi.models.gguf_lora import cached_gguf_lora
+
+    root = path.parent
+    manifest = json.loads(path.read_text())
+    base = str(manifest.get("base", ""))
+    if not (base in ("embedded", "gemma3-270m") or base.endswith(".gguf")):
+        raise EngineError(f"{path}: base {base!r} is not a GGUF model; bind these roles on transformers instead")
+    loras: dict[str, str] = {}
+    for name in manifest.get("base_adapters", []):
+        loras[Path(name).name] = str(cached_gguf_lora(_resolve(name, root), base=_resolve(base, root)))
+    roles_cfg: dict[str, Any] = {}
+    for role, spec in manifest["roles"].items():
+        if not spec.get("adapter"):
+            raise EngineError(f"{path}: role {role!r} is a full model; llama.cpp binding needs LoRA roles")
+        loras[role] = str(cached_gguf_lora(_resolve(spec["adapter"], root), base=_resolve(base, root)))
+        roles_cfg[role] = {"engine": "base", "adapter": role}
+    roles_cfg.setdefault("backbone", {"engine": "base"})
+    engine: dict[str, Any] = {"kind": "llama.cpp", "model": base, "n_ctx": n_ctx, "loras": loras}
+    engine["base_loras"] = [Path(n).name for n in manifest.get("base_adapters", [])]
+    if n_threads:
+        engine["n_threads"] = n_threads
+    config = {"family": manifest.get("family", "toolbench"), "engines": {"base": engine}, "roles": roles_cfg}
+    return roles_from_config(config, root=root, source=str(path))
+
+
 def default_roles() -> Roles:
-    """The embedded default: SmolLM2-135M on llama.cpp (or umi's trained GLPFT roles for it, when shipped)."""
+    """The embedded default: umi's GLPFT roles for SmolLM2-135M on llama.cpp when the package ships them, else
+    the bare embedded model (zero-shot) on llama.cpp."""
     trained = trained_roles_dir()
     if trained is not None:
-        return roles_from_manifest(trained)
+        return llamacpp_roles_from_manifest(trained)
     return load_roles(packaged_config("embedded"))
