@@ -90,14 +90,19 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=96)
     ap.add_argument("--budget-s", type=float, default=900.0)
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "live_bfcl")
+    ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads for the shipped default roles.")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
     start = time.time()
     if not args.report_only:
         os.nice(5)
-        from umi.models.roles import load_roles
+        from umi.models.roles import TRAINED_NAME, llamacpp_roles_from_manifest, load_roles, trained_roles_dir
 
-        roles = load_roles(args.roles)
+        trained = trained_roles_dir()
+        if args.roles in (None, TRAINED_NAME) and trained is not None:  # the shipped default, with --threads
+            roles = llamacpp_roles_from_manifest(trained, n_threads=args.threads)
+        else:
+            roles = load_roles(args.roles)
         make = agent_factory(roles, max_steps=args.max_steps, max_new_tokens=args.max_new_tokens)
         for category in args.categories.split(","):
             folder = args.out / args.label / category

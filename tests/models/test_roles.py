@@ -139,3 +139,33 @@ def test_models_check_cli(tmp_path: Path) -> None:
     assert row["tokens_per_second"] > 0 and row["load_seconds"] >= 0
     result = CliRunner().invoke(app, ["models", "check", "--roles", str(tmp_path / "missing.toml")])
     assert result.exit_code == 1 and "not found" in result.output
+
+
+def test_shipped_glpft_roles_are_the_default_on_llamacpp() -> None:
+    """umi ships GLPFT roles trained for the embedded base (`benchmarks/glpft_small.py`); they are the default:
+    one llama.cpp engine, stage 1 always on, one adapter per role; they change what the bare base writes."""
+    from umi.demo import build_scenario
+    from umi.format import planner_prompt
+    from umi.models.llamacpp import LlamaCppEngine
+    from umi.models.roles import trained_roles_dir
+    from umi.schema import Turn
+
+    assert trained_roles_dir() is not None, "umi/assets/roles/smollm2-glpft/manifest.json is missing from the package"
+    roles = default_roles()
+    engine = roles.get("planner").engine
+    assert isinstance(engine, LlamaCppEngine) and engine.base_loras == ("stage1",)
+    assert {r: roles.get(r).adapter for r in ("planner", "caller", "summarizer", "backbone")} == {
+        "planner": "planner",
+        "caller": "caller",
+        "summarizer": "summarizer",
+        "backbone": None,  # stage 1 alone: GLPFT's single-LLM model
+    }
+    scenario = build_scenario("landscape")
+    prompt = planner_prompt(scenario.tools, [Turn.model_validate({"from": "user", "value": scenario.query})])
+    params = GenerationParams(max_new_tokens=24)
+    trained = roles.get("planner").complete([prompt], params)[0].text
+    bare_roles = load_roles("embedded")
+    bare = bare_roles.get("planner").complete([prompt], params)[0].text
+    assert trained != bare
+    engine.close()
+    bare_roles.get("planner").engine.close()
