@@ -351,7 +351,9 @@ def trained_roles_dir() -> Path | None:
     return path if path.exists() else None
 
 
-def llamacpp_roles_from_manifest(path: Path, *, n_ctx: int = 8192, n_threads: int | None = None) -> Roles:
+def llamacpp_roles_from_manifest(
+    path: Path, *, n_ctx: int = 8192, n_threads: int | None = None, n_parallel: int = 1
+) -> Roles:
     """A LoRA run on a GGUF base (`embedded`, `gemma3-270m`, a .gguf) bound on llama.cpp instead of transformers.
 
     Each PEFT adapter is converted to a GGUF LoRA once (`umi.models.gguf_lora.cached_gguf_lora`); the manifest's
@@ -380,6 +382,8 @@ def llamacpp_roles_from_manifest(path: Path, *, n_ctx: int = 8192, n_threads: in
     engine["base_loras"] = [Path(n).name for n in manifest.get("base_adapters", [])]
     if n_threads:
         engine["n_threads"] = n_threads
+    if n_parallel > 1:
+        engine["n_parallel"] = n_parallel
     config = {"family": manifest.get("family", "toolbench"), "engines": {"base": engine}, "roles": roles_cfg}
     return roles_from_config(config, root=root, source=str(path))
 
