@@ -106,7 +106,9 @@ def register(app: typer.Typer) -> None:
     def demo(
         scenario: str = typer.Option("all", "--scenario", help="music, landscape or all."),
         scripted: bool = typer.Option(False, "--scripted", help="Play the recorded script instead of a model."),
-        roles: str | None = typer.Option(None, "--roles", help="Role config; default: the embedded model."),
+        roles: str | None = typer.Option(
+            None, "--roles", help="Role config; default: the embedded model with the shipped GLPFT roles."
+        ),
         max_steps: int = typer.Option(4, "--max-steps"),
         max_new_tokens: int = typer.Option(128, "--max-new-tokens"),
         trace_dir: Path | None = typer.Option(None, "--trace-dir"),
@@ -118,10 +120,13 @@ def register(app: typer.Typer) -> None:
         shared_roles = None if scripted else _load_roles(roles)
         if not scripted:
             src = getattr(shared_roles, "source", "") or "embedded"
-            console.print(
-                f"[bold]roles:[/] {src}  (a 135M model zero-shot does not follow the tool format; "
-                "`umi demo --scripted` plays the recorded script)"
+            trained = "smollm2-glpft" in src
+            why = (
+                "GLPFT roles trained on a CPU budget: they rarely follow the tool format yet"
+                if trained
+                else "a 135M model zero-shot does not follow the tool format"
             )
+            console.print(f"[bold]roles:[/] {src}  ({why}; `umi demo --scripted` plays the recorded script)")
         for name in names:
             try:
                 s = build_scenario(name)
