@@ -241,6 +241,11 @@ def main() -> None:
     p.add_argument("--max-prompt", type=int, default=1024)
     p.add_argument("--results", type=Path, default=RESULTS, help="Where the table, chart and JSON go.")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--systems",
+        default=",".join(("glpft", "single", "one-stage", "multi-task", "base")),
+        help="Which systems this process runs (comma list); results of the others are read if present.",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     work: Path = args.work
@@ -249,9 +254,14 @@ def main() -> None:
     steps = [all_steps[i] for i in sorted(random.Random(0).sample(range(len(all_steps)), args.eval_steps))]
     log(f"{len(all_steps)} test steps, evaluating {len(steps)}; rows in {rows_dir}")
     results: dict[str, dict[str, Any]] = {}
+    mine = args.systems.split(",")
     for name in ("glpft", "single", "one-stage", "multi-task", "base"):
         out = work / name
         result_file = work / "results" / f"{name}.json"
+        if name not in mine:
+            if result_file.exists():
+                results[name] = json.loads(result_file.read_text())
+            continue
         if result_file.exists():
             results[name] = json.loads(result_file.read_text())
             log(f"{name}: done earlier, {results[name]}")
