@@ -79,6 +79,13 @@ def test_llamacpp_gguf_loras_switch_per_request(gguf_loras: dict[str, Path]) -> 
     engine.close()
 
 
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
 def _mild_adapter(base: Path, out: Path, seed: int, strength: float = 0.6) -> Path:
     """A random LoRA on q/k/v/o of `base`, strong enough to change the text, mild enough to keep it fluent (so two
     engines can agree token for token)."""
@@ -116,7 +123,10 @@ def test_peft_adapter_converted_to_gguf_generates_the_same_on_llamacpp(umi_cache
     hf = TransformersEngine(str(base), adapters={"role": str(tmp_path / "peft")})
     lc = LlamaCppEngine("embedded", n_ctx=256, loras={"role": gguf_path})
     converted = [lc.complete([p], params, adapter="role")[0].text for p in prompts]
-    assert converted == [hf.complete([p], params, adapter="role")[0].text for p in prompts]
+    reference = [hf.complete([p], params, adapter="role")[0].text for p in prompts]
+    # Q4_1 vs fp32 may flip a late near-tie on another CPU; a wrong conversion (e.g. no q/k permutation) diverges
+    # within the first few words (measured: 13-14 characters in common), so demand a long common start.
+    assert all(_common_prefix(a, b) >= 25 for a, b in zip(converted, reference, strict=True)), (converted, reference)
     assert converted != [lc.complete([p], params)[0].text for p in prompts]
     lc.close()
     always = LlamaCppEngine("embedded", n_ctx=256, loras={"role": gguf_path}, base_loras=["role"])
@@ -163,7 +173,8 @@ def test_glpft_manifest_binds_on_llamacpp_like_on_transformers(umi_cache: Path, 
     params = GenerationParams(max_new_tokens=10)
     prompts = ["The capital of France is", "Once upon a time, in a small village,"]
     planner = [fast.get("planner").complete([p], params)[0].text for p in prompts]
-    assert planner == [slow.get("planner").complete([p], params)[0].text for p in prompts]
+    reference = [slow.get("planner").complete([p], params)[0].text for p in prompts]
+    assert all(_common_prefix(a, b) >= 25 for a, b in zip(planner, reference, strict=True)), (planner, reference)
     assert fast.get("planner").engine.name == "llama.cpp" and fast.backbone is not None
     stage1 = [fast.get("backbone").complete([p], params)[0].text for p in prompts]  # stage 1 alone
     assert stage1 != planner
