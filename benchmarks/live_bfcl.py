@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +63,7 @@ def report(out: Path) -> str:
             f"| {meta['label']} | {meta['category']} | {len(ids)} | {len(done)} | {passed} | {acc:.1f}% | {turns} | "
             f"{calls} | {secs:.0f} |"
         )
-        statuses: dict[str, int] = {}
-        for r in done:
-            for s in r["statuses"]:
-                statuses[s.split(":", 1)[0]] = statuses.get(s.split(":", 1)[0], 0) + 1
+        statuses = Counter(s.split(":", 1)[0] for r in done for s in r["statuses"])
         notes.append(
             f"- {meta['label']} / {meta['category']}: roles `{meta['roles']}`, max_steps {meta['max_steps']}, "
             f"max_new_tokens {meta['max_new_tokens']}; turn outcomes: "

@@ -115,12 +115,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The α-UMi announcement's two scenarios, offline: music discovery, and a broken video API."""
         from umi.demo import SCENARIOS, build_scenario, scripted_roles
+        from umi.models.roles import trained_roles_dir
 
         names = list(SCENARIOS) if scenario == "all" else [scenario]
         shared_roles = None if scripted else _load_roles(roles)
         if not scripted:
             src = getattr(shared_roles, "source", "") or "embedded"
-            trained = "smollm2-glpft" in src
+            trained = src == str(trained_roles_dir())
             why = (
                 "GLPFT roles trained on a CPU budget: they rarely follow the tool format yet"
                 if trained

@@ -6,13 +6,12 @@ extends the slot's previous prompt only prefills the new suffix, which is exactl
 per-request LoRA scales, and grammar / JSON-schema constrained output. llama-cpp-python builds llama.cpp from
 source (about 8 minutes on 2 cores) and re-implements the server in Python.
 
-LoRA adapters must be GGUF files. Convert a PEFT adapter (what `umi train` writes) with llama.cpp's
-`convert_lora_to_gguf.py --base <base model dir> <adapter dir> --outfile role.gguf`, then bind the role with
+LoRA adapters must be GGUF files. Convert a PEFT adapter (what `umi train` writes) with `umi models convert-lora
+<adapter dir> --base <gguf> --out role.gguf` (or llama.cpp's `convert_lora_to_gguf.py`), then bind the role with
 `adapter = "role"` and `loras = {role = "role.gguf"}` in the role configuration. All adapters load once beside the
 base; each request enables only its own (scale 1) and disables the rest, so three roles cost one base model.
 `base_loras` are always on: a GLPFT stage-2 role is its stage-1 adapter plus its own (both LoRA sums on the same
-weights, exactly the merged stage-1 model the role was trained on). `umi.models.gguf_lora` (or `umi models
-convert-lora`) does the PEFT → GGUF conversion without llama.cpp's scripts.
+weights, exactly the merged stage-1 model the role was trained on).
 """
 
 from __future__ import annotations
@@ -76,7 +75,7 @@ class LlamaCppEngine:
             if not p.exists():
                 raise EngineError(
                     f"role {role or name!r}, engine llama.cpp: LoRA adapter {p} not found; convert the PEFT adapter "
-                    "with convert_lora_to_gguf.py and point `loras` at the .gguf"
+                    "with `umi models convert-lora` and point `loras` at the .gguf"
                 )
             info = xllamacpp.CommonAdapterLoraInfo()
             info.path = str(p)

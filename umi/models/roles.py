@@ -175,18 +175,12 @@ def roles_from_config(config: dict[str, Any], *, root: Path | None = None, sourc
     return roles
 
 
-def roles_from_manifest(path: Path) -> Roles:
-    """Roles of a `umi train` run: its manifest names the base and each role's adapter or full model.
-
-    Accepts `{"base": …, "roles": {"planner": {"adapter": dir}, …}}` (paths relative to the manifest) with or
-    without the `umi_manifest: 1` marker `umi train` writes. Every adapter role shares one transformers engine
-    (one base in memory, adapters switched per call); `{"model": …}` roles get one engine per distinct model.
-    """
+def _read_manifest(path: Path) -> dict[str, Any]:
+    """A run manifest, checked the same way for every binding: valid JSON, a `roles` table of known roles."""
     import json
 
-    root = path.parent
     try:
-        manifest = json.loads(path.read_text())
+        manifest: dict[str, Any] = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise EngineError(f"{path}: not valid JSON ({exc}); give the manifest.json that `umi train` wrote") from None
     if manifest.get("umi_manifest", 1) != 1 or not isinstance(manifest.get("roles"), dict):
@@ -194,6 +188,18 @@ def roles_from_manifest(path: Path) -> Roles:
     unknown = set(manifest["roles"]) - set(ROLE_NAMES)
     if unknown:
         raise EngineError(f"{path}: unknown role(s) {sorted(unknown)}; use {', '.join(ROLE_NAMES)}")
+    return manifest
+
+
+def roles_from_manifest(path: Path) -> Roles:
+    """Roles of a `umi train` run: its manifest names the base and each role's adapter or full model.
+
+    Accepts `{"base": …, "roles": {"planner": {"adapter": dir}, …}}` (paths relative to the manifest) with or
+    without the `umi_manifest: 1` marker `umi train` writes. Every adapter role shares one transformers engine
+    (one base in memory, adapters switched per call); `{"model": …}` roles get one engine per distinct model.
+    """
+    root = path.parent
+    manifest = _read_manifest(path)
     adapters = {r: _resolve(spec["adapter"], root) for r, spec in manifest["roles"].items() if spec.get("adapter")}
     for role, adapter in adapters.items():
         if not (Path(adapter).expanduser() / "adapter_config.json").exists():
@@ -359,23 +365,23 @@ def llamacpp_roles_from_manifest(
     Each PEFT adapter is converted to a GGUF LoRA once (`umi.models.gguf_lora.cached_gguf_lora`); the manifest's
     `base_adapters` (GLPFT's stage 1) stay on for every request, each role adds its own, and the backbone role is
     the base plus those base adapters (GLPFT stage 1 is the single-LLM model). One base in memory, the fast path."""
-    import json
-
+    from umi.models.embedded import EMBEDDED, GEMMA
     from umi.models.gguf_lora import cached_gguf_lora
 
     root = path.parent
-    manifest = json.loads(path.read_text())
+    manifest = _read_manifest(path)
     base = str(manifest.get("base", ""))
-    if not (base in ("embedded", "gemma3-270m") or base.endswith(".gguf")):
+    if not (base in (EMBEDDED, GEMMA) or base.endswith(".gguf")):
         raise EngineError(f"{path}: base {base!r} is not a GGUF model; bind these roles on transformers instead")
+    gguf_base = _resolve(base, root)
     loras: dict[str, str] = {}
     for name in manifest.get("base_adapters", []):
-        loras[Path(name).name] = str(cached_gguf_lora(_resolve(name, root), base=_resolve(base, root)))
+        loras[Path(name).name] = str(cached_gguf_lora(_resolve(name, root), base=gguf_base))
     roles_cfg: dict[str, Any] = {}
     for role, spec in manifest["roles"].items():
         if not spec.get("adapter"):
             raise EngineError(f"{path}: role {role!r} is a full model; llama.cpp binding needs LoRA roles")
-        loras[role] = str(cached_gguf_lora(_resolve(spec["adapter"], root), base=_resolve(base, root)))
+        loras[role] = str(cached_gguf_lora(_resolve(spec["adapter"], root), base=gguf_base))
         roles_cfg[role] = {"engine": "base", "adapter": role}
     roles_cfg.setdefault("backbone", {"engine": "base"})
     engine: dict[str, Any] = {"kind": "llama.cpp", "model": base, "n_ctx": n_ctx, "loras": loras}

@@ -18,6 +18,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, TypeVar
 
+from umi.data.io import write_json
+
 T = TypeVar("T")
 Work = Callable[[T, Path], dict[str, Any]]
 
@@ -28,13 +30,6 @@ def result_path(out_dir: Path, key: str) -> Path:
 
 def trace_path(out_dir: Path, key: str) -> Path:
     return out_dir / "traces" / f"{key}.jsonl"
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Atomic write: readers (and a resumed run) never see half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
-    tmp.replace(path)
 
 
 def run_tasks(
@@ -75,7 +70,7 @@ def run_tasks(
         trace = trace_path(out, k)
         trace.unlink(missing_ok=True)  # a partial trace of an interrupted attempt
         result = work(item, trace)
-        write_json(result_path(out, k), result)
+        write_json(result_path(out, k), result, indent=1)  # atomic: a resumed run never reads half a file
         return result
 
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from umi.evaluate.live.runner import result_path, run_tasks, write_json
+from umi.data.io import write_json
+from umi.evaluate.live.runner import result_path, run_tasks
 from umi.models.roles import Roles
 from umi.serve.client import StableToolBenchExecutor
 from umi.tools.specs import from_api_list
@@ -138,7 +139,7 @@ def run_toolbench(
     )
     summary = sopr(results, judge, rounds)
     for r in results:
-        write_json(result_path(out, r["key"]), r)
+        write_json(result_path(out, r["key"]), r, indent=1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return summary
 
@@ -174,7 +175,7 @@ def win_rate(candidate: str | Path, reference: str | Path, judge: Judge, *, roun
     common = [k for k in a if k in b]
     if not common:
         raise ValueError(f"{candidate} and {reference} share no query results; run both on the same queries first")
-    wins = ties = losses = 0.0
+    wins = ties = losses = 0
     for k in common:
         ra, rb = a[k], b[k]
         ok_a, ok_b = _answered(ra), _answered(rb)
@@ -201,9 +202,9 @@ def win_rate(candidate: str | Path, reference: str | Path, judge: Judge, *, roun
     n = len(common)
     return {
         "queries": n,
-        "wins": int(wins),
-        "ties": int(ties),
-        "losses": int(losses),
+        "wins": wins,
+        "ties": ties,
+        "losses": losses,
         "win_rate": round(100 * (wins + 0.5 * ties) / n, 2),
         "label": LABEL,
     }
