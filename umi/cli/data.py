@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -13,6 +14,7 @@ from umi.cli._common import console, err_console, fail, print_json_last
 from umi.data import DataError, Loaded, compute_stats, shared, split_by_tools
 from umi.data.build import build_dataset, load_any, write_trajectories
 from umi.data.io import read_json, write_json
+from umi.format import DEFAULT_BUDGET
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -35,6 +37,13 @@ def build(
     ),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad records (each is reported)."),
     family: str = typer.Option("toolbench", "--family", help="Prompt family: toolbench or toolalpaca."),
+    budget: int | None = typer.Option(
+        None,
+        "--budget",
+        help="Render every prompt under umi's prompt budget with at most N characters (compact tool documents, "
+        "observations cut, oldest observations dropped first); recorded in OUT/budget.json. 0: the default "
+        f"budget ({DEFAULT_BUDGET.max_chars} characters).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the counts as one JSON object."),
 ) -> None:
     """Build the GLPFT row sets: global (stage 1) and planner / caller / summarizer (stage 2) plus multi-task."""
@@ -54,6 +63,9 @@ def build(
                 compat=compat,
                 skip_invalid=skip_invalid,
                 family=family,
+                budget=None
+                if budget is None
+                else replace(DEFAULT_BUDGET, max_chars=budget or DEFAULT_BUDGET.max_chars),
                 on_progress=lambda n: bar.advance(task, n),
             )
     except (DataError, ValueError) as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +12,15 @@ from pathlib import Path
 from umi.data.io import DataError, Loaded, load_trajectories, write_json, write_rows
 from umi.data.rows import ROW_SETS, RowSets, build_rows
 from umi.data.toolbench import load_answer_folder
+from umi.format import PromptBudget
+
+BUDGET_FILE = "budget.json"
+
+
+def read_budget(rows_dir: str | Path) -> PromptBudget | None:
+    """The prompt budget a `umi data build` folder was written with (None: unbudgeted)."""
+    path = Path(rows_dir) / BUDGET_FILE
+    return PromptBudget.from_dict(json.loads(path.read_text())) if path.exists() else None
 
 
 def load_any(path: str | Path, *, compat: bool = False, skip_invalid: bool = False) -> Loaded:
@@ -38,16 +48,24 @@ def build_dataset(
     compat: bool = False,
     skip_invalid: bool = False,
     family: str = "toolbench",
+    budget: PromptBudget | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> BuildResult:
-    """`umi data build`: write backbone/planner/caller/summarizer/multitask JSON files into `out_dir`."""
+    """`umi data build`: write backbone/planner/caller/summarizer/multitask JSON files into `out_dir`.
+
+    Under a `budget`, `out_dir/budget.json` records it: `umi train` copies it into the run's manifest, so every
+    prompt the trained roles see later is rendered the way their rows were."""
     start = time.perf_counter()
     loaded = load_any(input_path, compat=compat, skip_invalid=skip_invalid)
-    rows = build_rows(loaded.items, compat=compat, family=family, on_progress=on_progress)
+    rows = build_rows(loaded.items, compat=compat, family=family, budget=budget, on_progress=on_progress)
     seconds = time.perf_counter() - start
     out = Path(out_dir)
     for name in ROW_SETS:
         write_rows(out / f"{name}.json", rows.get(name))
+    if budget is not None:
+        write_json(out / BUDGET_FILE, budget.as_dict())
+    elif (out / BUDGET_FILE).exists():
+        (out / BUDGET_FILE).unlink()
     return BuildResult(rows=rows, loaded=loaded, seconds=seconds, out_dir=out)
 
 

@@ -19,6 +19,7 @@ from umi.format import (
     NEXT_CALLER,
     NEXT_CONCLUSION,
     NEXT_GIVE_UP,
+    PromptBudget,
     backbone_prompt,
     backbone_turn_text,
     caller_prompt,
@@ -92,9 +93,15 @@ def build_rows(
     *,
     compat: bool = False,
     family: str = "toolbench",
+    budget: PromptBudget | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> RowSets:
-    """Build every row set from stage-2 trajectories (see the module docstring for `compat`)."""
+    """Build every row set from stage-2 trajectories (see the module docstring for `compat`).
+
+    `budget` renders every input under that prompt budget (`umi.format.budget`), as the agent will at run time;
+    None keeps the unbudgeted, byte-exact rendering of the released rows."""
+    if compat and budget is not None:
+        raise ValueError("compat rows reproduce the released bytes; a prompt budget would change them (drop one)")
     sets = RowSets()
     last_backbone_input = ""  # the reference's stale variable, carried across trajectories as it was
     for traj in trajectories:
@@ -109,7 +116,7 @@ def build_rows(
                 if role == "give up" and compat:
                     b_input = last_backbone_input
                 else:
-                    b_input = backbone_prompt(traj.tools, conv[:i], family=family)
+                    b_input = backbone_prompt(traj.tools, conv[:i], family=family, budget=budget)
                 nxt = conv[i + 1] if role != "give up" else None
                 sets.backbone.append(
                     Row(tools=tools, history=history, input=b_input, target=backbone_turn_text(thought, nxt))
@@ -122,7 +129,7 @@ def build_rows(
                 Row(
                     tools=tools,
                     history=history,
-                    input=planner_prompt(traj.tools, conv[:i], family=family),
+                    input=planner_prompt(traj.tools, conv[:i], family=family, budget=budget),
                     target=thought,
                 )
             )
@@ -131,7 +138,7 @@ def build_rows(
                     Row(
                         tools=tools,
                         history=_history(traj, i + 1),
-                        input=caller_prompt(traj.tools, conv[: i + 1], thought, family=family),
+                        input=caller_prompt(traj.tools, conv[: i + 1], thought, family=family, budget=budget),
                         target=following,
                     )
                 )
@@ -140,7 +147,7 @@ def build_rows(
                     Row(
                         tools=tools,
                         history=_history(traj, i + 1),
-                        input=summarizer_prompt(conv[: i + 1], family=family),
+                        input=summarizer_prompt(conv[: i + 1], family=family, budget=budget),
                         target=following,
                     )
                 )

@@ -4,6 +4,7 @@ Every prompt umi shows a model and every parse of what a model writes goes throu
 agent prompts and static-evaluation prompts are the same bytes because they come from the same code.
 """
 
+from umi.format.budget import DEFAULT_BUDGET, DROPPED, PromptBudget, budget_docs, budget_history
 from umi.format.docs import render_docs, render_tool_line, render_tool_names, to_tool_doc, tool_names
 from umi.format.history import (
     backbone_turn_text,
@@ -50,6 +51,11 @@ from umi.format.templates import (
 )
 
 __all__ = [
+    "DEFAULT_BUDGET",
+    "DROPPED",
+    "PromptBudget",
+    "budget_docs",
+    "budget_history",
     "BACKBONE_CUE",
     "CALLER_CUE",
     "END_OF_TURN",

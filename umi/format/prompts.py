@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from umi.format.budget import PromptBudget, budget_docs, budget_history
 from umi.format.docs import ToolLike, render_docs, render_tool_names
 from umi.format.history import TurnLike, serialize_backbone_history, serialize_history
 from umi.format.templates import (
@@ -18,16 +19,12 @@ from umi.format.templates import (
 )
 
 
-def planner_prompt(tools: Sequence[ToolLike], history: Sequence[TurnLike], *, family: str = "toolbench") -> str:
-    """What the planner sees: tool docs and the whole history, then ` assistant: `."""
+def _planner(tools: Sequence[ToolLike], history: Sequence[TurnLike], family: str) -> str:
     t = templates_for(family)
     return t.planner.format(doc=render_docs(tools), history=serialize_history(history)) + PLANNER_CUE
 
 
-def caller_prompt(
-    tools: Sequence[ToolLike], history: Sequence[TurnLike], thought: str, *, family: str = "toolbench"
-) -> str:
-    """What the caller sees. `history` already ends with the planner turn whose text is `thought`."""
+def _caller(tools: Sequence[ToolLike], history: Sequence[TurnLike], thought: str, family: str) -> str:
     t = templates_for(family)
     body = t.caller.format(
         doc=render_docs(tools),
@@ -38,14 +35,11 @@ def caller_prompt(
     return body + CALLER_CUE
 
 
-def summarizer_prompt(history: Sequence[TurnLike], *, family: str = "toolbench") -> str:
-    """What the summarizer sees: the history alone (ending with `assistant: … Next: conclusion.</s>`)."""
-    t = templates_for(family)
-    return t.summarizer.format(history=serialize_history(history)) + SUMMARIZER_CUE
+def _summarizer(history: Sequence[TurnLike], family: str) -> str:
+    return templates_for(family).summarizer.format(history=serialize_history(history)) + SUMMARIZER_CUE
 
 
-def backbone_prompt(tools: Sequence[ToolLike], history: Sequence[TurnLike], *, family: str = "toolbench") -> str:
-    """What the single-LLM backbone sees; `history` is in the stage-2 layout and is merged here."""
+def _backbone(tools: Sequence[ToolLike], history: Sequence[TurnLike], family: str) -> str:
     t = templates_for(family)
     body = t.backbone.format(
         doc=render_docs(tools),
@@ -53,6 +47,59 @@ def backbone_prompt(tools: Sequence[ToolLike], history: Sequence[TurnLike], *, f
         tool_names=render_tool_names(tools),
     )
     return body + BACKBONE_CUE
+
+
+def planner_prompt(
+    tools: Sequence[ToolLike],
+    history: Sequence[TurnLike],
+    *,
+    family: str = "toolbench",
+    budget: PromptBudget | None = None,
+) -> str:
+    """What the planner sees: tool docs and the whole history, then ` assistant: ` (under `budget` if given)."""
+    if budget is None:
+        return _planner(tools, history, family)
+    docs = budget_docs(tools, budget)
+    return _planner(docs, budget_history(history, lambda h: _planner(docs, h, family), budget), family)
+
+
+def caller_prompt(
+    tools: Sequence[ToolLike],
+    history: Sequence[TurnLike],
+    thought: str,
+    *,
+    family: str = "toolbench",
+    budget: PromptBudget | None = None,
+) -> str:
+    """What the caller sees. `history` already ends with the planner turn whose text is `thought`."""
+    if budget is None:
+        return _caller(tools, history, thought, family)
+    docs = budget_docs(tools, budget)
+    fitted = budget_history(history, lambda h: _caller(docs, h, thought, family), budget)
+    return _caller(docs, fitted, thought, family)
+
+
+def summarizer_prompt(
+    history: Sequence[TurnLike], *, family: str = "toolbench", budget: PromptBudget | None = None
+) -> str:
+    """What the summarizer sees: the history alone (ending with `assistant: … Next: conclusion.</s>`)."""
+    if budget is None:
+        return _summarizer(history, family)
+    return _summarizer(budget_history(history, lambda h: _summarizer(h, family), budget), family)
+
+
+def backbone_prompt(
+    tools: Sequence[ToolLike],
+    history: Sequence[TurnLike],
+    *,
+    family: str = "toolbench",
+    budget: PromptBudget | None = None,
+) -> str:
+    """What the single-LLM backbone sees; `history` is in the stage-2 layout and is merged here."""
+    if budget is None:
+        return _backbone(tools, history, family)
+    docs = budget_docs(tools, budget)
+    return _backbone(docs, budget_history(history, lambda h: _backbone(docs, h, family), budget), family)
 
 
 _MARKERS = {"caller": NEXT_CALLER, "conclusion": NEXT_CONCLUSION, "give up": NEXT_GIVE_UP}

@@ -40,6 +40,12 @@ class TrainConfig(BaseModel):
     gradient_checkpointing: bool = False
     bf16: bool | None = None  # None: bf16 where the device supports it fast (CUDA with bf16), fp32 elsewhere
     packing: bool = False
+    # Prefix-shared packing (umi.train.prefix_pack): one trajectory's rows of a role in one sequence, exact.
+    # A micro-batch is then one pack of at most `pack_tokens` tokens; `grad_accum` packs make an optimizer step.
+    prefix_packing: bool = False
+    pack_tokens: int = 4096
+    lm_head_at_loss: bool = True  # project to the vocabulary only where a loss is taken
+    threads: int | None = None  # torch intra-op threads (None: torch's default)
     group_by_length: bool = True
     compat: bool = False  # the reference's `system: ` input prefix
     save_every: int = 50  # optimizer steps between checkpoints

@@ -34,6 +34,7 @@ from umi.train.checkpoint import checkpoints, load_checkpoint, read_metrics, sav
 from umi.train.config import TrainConfig
 from umi.train.data import IGNORE, Encoded, collate, collate_packed, encode_rows, pack_plan, plan_epoch
 from umi.train.model import load_model, load_tokenizer, prepare_model, save_result
+from umi.train.prefix_pack import Pack, collate_pack, order_packs, plan_packs
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -55,13 +56,22 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def schedule(encoded: Sequence[Encoded], config: TrainConfig, world: int = 1, rank: int = 0) -> list[list[Any]]:
-    """Every micro-batch of the run for this process (row indices, or bins of row indices when packing), whole
-    optimizer steps only: a trailing part-step is dropped."""
+def schedule(
+    encoded: Sequence[Encoded],
+    config: TrainConfig,
+    world: int = 1,
+    rank: int = 0,
+    rows: Sequence[Row] | None = None,
+) -> list[Any]:
+    """Every micro-batch of the run for this process (row indices, bins of row indices when packing, or one
+    `Pack` under prefix packing), whole optimizer steps only: a trailing part-step is dropped."""
     lengths = [len(e.input_ids) for e in encoded]
     plans: list[list[Any]] = []
+    packs = plan_packs(rows, encoded, config.pack_tokens) if config.prefix_packing and rows is not None else None
     for epoch in range(max(1, math.ceil(config.epochs))):
-        if config.packing:
+        if packs is not None:
+            plans.append(order_packs(packs, seed=config.seed, epoch=epoch))
+        elif config.packing:
             plans.append(list(pack_plan(lengths, config.max_length, config.micro_batch, seed=config.seed, epoch=epoch)))
         else:
             plans.append(
@@ -85,10 +95,44 @@ def schedule(encoded: Sequence[Encoded], config: TrainConfig, world: int = 1, ra
     return mine
 
 
-def _batch(encoded: Sequence[Encoded], micro: list[Any], pad_id: int, packing: bool) -> dict[str, torch.Tensor]:
+def _batch(encoded: Sequence[Encoded], micro: Any, pad_id: int, packing: bool) -> dict[str, torch.Tensor]:
+    if isinstance(micro, Pack):
+        return collate_pack(micro, encoded)
     if packing:
-        return collate_packed([[encoded[i] for i in b] for b in micro], pad_id)
-    return collate([encoded[i] for i in micro], pad_id)
+        batch = collate_packed([[encoded[i] for i in b] for b in micro], pad_id)
+    else:
+        batch = collate([encoded[i] for i in micro], pad_id)
+    labels = batch.pop("labels")
+    batch["shifted"] = torch.cat([labels[:, 1:], torch.full_like(labels[:, :1], IGNORE)], dim=1)
+    return batch
+
+
+def _target_count(batch: dict[str, torch.Tensor]) -> int:
+    return int(batch["targets"].numel()) if "targets" in batch else int((batch["shifted"] != IGNORE).sum())
+
+
+def token_loss_sum(model: Any, batch: dict[str, torch.Tensor], *, lm_head_at_loss: bool = True) -> torch.Tensor:
+    """The summed next-token cross-entropy of a batch (a pack from `collate_pack`, or rows with `shifted`
+    labels). With `lm_head_at_loss` the vocabulary projection runs only at positions that carry a loss
+    (`logits_to_keep` with those positions), which gives the same loss for a fraction of the LM-head compute."""
+    batch = dict(batch)
+    if "targets" in batch:
+        positions, targets = batch.pop("loss_positions"), batch.pop("targets")
+        if lm_head_at_loss:
+            logits = model(**batch, use_cache=False, logits_to_keep=positions).logits[0].float()
+        else:
+            logits = model(**batch, use_cache=False).logits[0, positions].float()
+        return torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
+    shifted = batch.pop("shifted")
+    if lm_head_at_loss:
+        positions = (shifted != IGNORE).any(0).nonzero().squeeze(-1)
+        logits = model(**batch, use_cache=False, logits_to_keep=positions).logits.float()
+        labels = shifted[:, positions]
+    else:
+        logits, labels = model(**batch, use_cache=False).logits.float(), shifted
+    return torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=IGNORE, reduction="sum"
+    )
 
 
 def _optimizer(model: Any, config: TrainConfig) -> torch.optim.Optimizer:
@@ -144,7 +188,9 @@ def train(
     tokenizer = load_tokenizer(base)
     model = prepare_model(load_model(base), config)
     encoded = encode_rows(rows, tokenizer, config.max_length, compat=config.compat)
-    plan = schedule(encoded, config, accelerator.num_processes, accelerator.process_index)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    plan = schedule(encoded, config, accelerator.num_processes, accelerator.process_index, rows=rows)
     steps = len(plan) // config.grad_accum
     if steps == 0:
         raise ValueError(f"{len(rows)} rows make no whole optimizer step of {config.micro_batch}×{config.grad_accum}")
@@ -182,19 +228,13 @@ def train(
                 _batch(encoded, m, pad_id, config.packing)
                 for m in plan[step * config.grad_accum :][: config.grad_accum]
             ]
-            n_target = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in micro)
+            n_target = sum(_target_count(b) for b in micro)
             loss_sum = 0.0
             for batch in micro:
                 batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-                labels = batch.pop("labels")
+                tokens_in = int(batch["input_ids"].numel()) if "targets" in batch else None
                 with accelerator.accumulate(model):
-                    logits = model(**batch, use_cache=False).logits[:, :-1].float()
-                    ce = torch.nn.functional.cross_entropy(
-                        logits.reshape(-1, logits.size(-1)),
-                        labels[:, 1:].reshape(-1),
-                        ignore_index=IGNORE,
-                        reduction="sum",
-                    )
+                    ce = token_loss_sum(model, batch, lm_head_at_loss=config.lm_head_at_loss)
                     # accelerate divides by grad_accum in backward; scaling back gives the step's token mean.
                     accelerator.backward(ce / max(n_target, 1) * config.grad_accum)
                     if accelerator.sync_gradients and config.max_grad_norm:
@@ -202,7 +242,10 @@ def train(
                     optimizer.step()
                     optimizer.zero_grad()
                 loss_sum += float(ce.detach())
-                seen_tokens += int(batch.get("attention_mask", torch.ones_like(batch["input_ids"])).sum())
+                if tokens_in is not None:
+                    seen_tokens += tokens_in
+                else:
+                    seen_tokens += int(batch.get("attention_mask", torch.ones_like(batch["input_ids"])).sum())
             seen_targets += n_target
             lr = scheduler.get_last_lr()[0]
             scheduler.step()

@@ -1,0 +1,138 @@
+"""Prefix-shared packing: all rows of one trajectory for one role in one sequence, the shared prefix computed once.
+
+The rows of one trajectory share their tool documents and most of their history, so training them separately
+recomputes that prefix once per row. A *pack* holds one base row (the longest) whole, then for every other row
+only its *branch*: its own token ids after their longest common prefix (LCP) with the base. A branch token attends
+to the base tokens of that prefix and to the branch tokens before it, and its position id continues from the
+prefix length, so every token sees exactly the context and positions it has as a separate row: the per-token
+losses and gradients equal separate rows (`tests/train/test_prefix_pack.py`, to float rounding).
+
+Two details keep it exact:
+
+* The LCP is cut to at most `prompt_length - 1` tokens of the branch row, so the branch holds the position that
+  predicts its first target token; every loss position of a row lies in its own segment.
+* The mask is a float additive 4D mask (0 allowed, dtype-min elsewhere): the eager attention path misreads a
+  boolean 4D mask, SDPA takes either.
+
+Branches are taken on ids, not text: tokenising pieces separately drifts inside histories (an empty observation
+merges with the next `assistant`), while each row's own ids after the LCP are exact by construction.
+
+The pack also carries `loss_positions` and their `targets` (the next-token labels), so the loop computes the LM
+head only where a loss is taken (the vocabulary projection is most of the compute at these model sizes).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from umi.schema import Row
+from umi.train.data import IGNORE, Encoded
+
+
+@dataclass
+class Pack:
+    """One packed sequence: the base row index, then (row index, LCP length) per branch."""
+
+    base: int
+    branches: list[tuple[int, int]] = field(default_factory=list)
+    tokens: int = 0
+
+
+def _prompt_length(e: Encoded) -> int:
+    return next((i for i, x in enumerate(e.labels) if x != IGNORE), len(e.labels))
+
+
+def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def trajectory_key(row: Row) -> str:
+    """Rows of one trajectory share their tools and first (user) turn."""
+    first = row.history[0]["value"] if row.history else row.input[:200]
+    return json.dumps([row.tools, first], sort_keys=True)
+
+
+def plan_packs(rows: Sequence[Row], encoded: Sequence[Encoded], max_tokens: int) -> list[Pack]:
+    """Group rows by trajectory and pack each group, longest row first, into packs of at most `max_tokens`.
+
+    A row longer than `max_tokens` gets a pack of its own (it is never cut here: the prompt budget bounds rows).
+    """
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(trajectory_key(row), []).append(i)
+    packs: list[Pack] = []
+    for members in groups.values():
+        rest = sorted(members, key=lambda i: (-len(encoded[i].input_ids), i))
+        while rest:
+            base = rest.pop(0)
+            pack = Pack(base=base, tokens=len(encoded[base].input_ids))
+            keep: list[int] = []
+            for i in rest:
+                e = encoded[i]
+                c = min(_lcp(encoded[base].input_ids, e.input_ids), _prompt_length(e) - 1)
+                c = max(c, 0)
+                if pack.tokens + len(e.input_ids) - c <= max_tokens:
+                    pack.branches.append((i, c))
+                    pack.tokens += len(e.input_ids) - c
+                else:
+                    keep.append(i)
+            rest = keep
+            packs.append(pack)
+    return packs
+
+
+def order_packs(packs: Sequence[Pack], *, seed: int, epoch: int) -> list[Pack]:
+    """A seeded shuffle per epoch, a pure function of (seed, epoch) so a resumed run sees the same order."""
+    out = list(packs)
+    random.Random(seed * 1_000_003 + epoch).shuffle(out)
+    return out
+
+
+def collate_pack(pack: Pack, encoded: Sequence[Encoded], dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """`input_ids`, `position_ids` and a 4D additive `attention_mask` of shape (1, 1, T, T), plus
+    `loss_positions` (1D) and `targets` (the next token at each of those positions)."""
+    base = encoded[pack.base]
+    ids: list[int] = list(base.input_ids)
+    pos: list[int] = list(range(len(base.input_ids)))
+    nxt: list[int] = [*base.labels[1:], IGNORE]
+    spans: list[tuple[int, int, int]] = []  # (start, end, lcp) of each branch segment
+    for i, c in pack.branches:
+        e = encoded[i]
+        start = len(ids)
+        ids.extend(e.input_ids[c:])
+        pos.extend(range(c, len(e.input_ids)))
+        nxt.extend([*e.labels[c + 1 :], IGNORE])
+        spans.append((start, len(ids), c))
+    t = len(ids)
+    allowed = torch.zeros((t, t), dtype=torch.bool)
+    n0 = len(base.input_ids)
+    allowed[:n0, :n0] = True
+    for start, end, c in spans:
+        allowed[start:end, :c] = True
+        allowed[start:end, start:end] = True
+    allowed &= torch.ones((t, t), dtype=torch.bool).tril()  # causal inside every segment (prefix lies before)
+    mask = torch.zeros((t, t), dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
+    targets = torch.tensor(nxt, dtype=torch.long)
+    loss_positions = (targets != IGNORE).nonzero().squeeze(-1)
+    return {
+        "input_ids": torch.tensor([ids], dtype=torch.long),
+        "position_ids": torch.tensor([pos], dtype=torch.long),
+        "attention_mask": mask[None, None],
+        "loss_positions": loss_positions,
+        "targets": targets[loss_positions],
+    }
+
+
+def pack_stats(packs: Sequence[Pack], encoded: Sequence[Encoded]) -> dict[str, int]:
+    """Tokens as separate rows vs tokens in packs (the saving prefix sharing buys)."""
+    rows = sum(len(encoded[p.base].input_ids) + sum(len(encoded[i].input_ids) for i, _ in p.branches) for p in packs)
+    return {"packs": len(packs), "row_tokens": rows, "packed_tokens": sum(p.tokens for p in packs)}
