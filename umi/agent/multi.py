@@ -24,6 +24,7 @@ from umi.agent.episode import Episode
 from umi.agent.trace import EventHandler, TraceRecord, TraceWriter
 from umi.format import (
     END_OF_TURN,
+    PromptBudget,
     caller_prompt,
     caller_text,
     parse_caller,
@@ -61,8 +62,13 @@ class AgentBase:
         trace_path: str | Path | None = None,
         on_event: EventHandler | None = None,
         repeat_limit: int = 2,
+        budget: PromptBudget | None = None,
     ) -> None:
         self.roles = roles
+        # The prompt budget: given here, or the one the roles were trained with (their manifest's). Under a budget
+        # every prompt is rendered by `umi.format` exactly as the training rows were; without one the legacy
+        # `context_tokens` fit (oldest observations dropped by an approximate token count) applies.
+        self.budget = budget if budget is not None else PromptBudget.from_dict(roles.prompt_budget)
         self.tools = list(tools)
         self.docs: list[ToolDoc] = [to_tool_doc(t) for t in self.tools]
         self.names = {d.Name for d in self.docs}
@@ -141,6 +147,8 @@ class AgentBase:
         return obs
 
     def _fit(self, history: list[Turn], render: Any) -> list[Turn]:
+        if self.budget is not None:
+            return history  # the prompt builders apply the budget themselves
         fitted, _ = fit_history(history, render, self.context_tokens, self.count_tokens)
         return fitted
 
@@ -219,7 +227,10 @@ class MultiLLMAgent(AgentBase):
         """The planner's (route, thought). Empty outputs are retried; a missing marker takes the default route."""
         family = self.roles.family
         prompt = planner_prompt(
-            self.docs, self._fit(history, lambda h: planner_prompt(self.docs, h, family=family)), family=family
+            self.docs,
+            self._fit(history, lambda h: planner_prompt(self.docs, h, family=family)),
+            family=family,
+            budget=self.budget,
         )
         for attempt in range(self.planner_retries + 1):
             c = self._generate("planner", self.roles.get("planner"), prompt, ledger)
@@ -262,6 +273,7 @@ class MultiLLMAgent(AgentBase):
                 self._fit(history, lambda h, s=slot: caller_prompt(self.docs, h, s, family=family)),
                 slot,
                 family=family,
+                budget=self.budget,
             )
             c = self._generate("caller", self.roles.get("caller"), prompt, ledger)
             out = parse_caller(c.text)
@@ -305,7 +317,9 @@ class MultiLLMAgent(AgentBase):
                 return
             if route == "conclusion":
                 prompt = summarizer_prompt(
-                    self._fit(history, lambda h: summarizer_prompt(h, family=family)), family=family
+                    self._fit(history, lambda h: summarizer_prompt(h, family=family)),
+                    family=family,
+                    budget=self.budget,
                 )
                 c = self._generate("summarizer", self.roles.get("summarizer"), prompt, ledger)
                 answer = c.text.strip()

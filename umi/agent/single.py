@@ -30,7 +30,10 @@ class SingleLLMAgent(AgentBase):
         for step in steps:
             episode.steps += 1
             prompt = backbone_prompt(
-                self.docs, self._fit(history, lambda h: backbone_prompt(self.docs, h, family=family)), family=family
+                self.docs,
+                self._fit(history, lambda h: backbone_prompt(self.docs, h, family=family)),
+                family=family,
+                budget=self.budget,
             )
             c = self._generate("backbone", self.roles.get("backbone"), prompt, ledger)
             out = parse_backbone(c.text)

@@ -31,7 +31,9 @@ def train_command(
         ..., "--data", help="Rows folder from `umi data build` (backbone.json, planner.json, …)."
     ),
     out: Path = typer.Option(..., "--out", help="Run folder: one sub-folder per stage, manifest.json."),
-    preset_name: str = typer.Option("cpu-small", "--preset", help="paper or cpu-small."),
+    preset_name: str = typer.Option(
+        "cpu-small", "--preset", help="paper, cpu-small or cpu-epoch (one full epoch per row set on a CPU)."
+    ),
     full: bool = typer.Option(False, "--full", help="Full fine-tuning instead of LoRA."),
     max_rows: int | None = typer.Option(None, "--max-rows", help="Seeded random subset of each row set."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Cap on optimizer steps per stage."),

@@ -98,7 +98,9 @@ def render_observation(response: str, error: str = "", *, compat: bool = False, 
         text = json.dumps(response) if response else json.dumps({"message": error})
         limit = max_chars or COMPAT_OBSERVATION_CHARS
         return text[:limit] + "..." if len(text) > limit else text
-    text = response if response else json.dumps({"error": error})
+    # A call that succeeded with an empty body shows as empty, as the training rows hold it (ToolBench records
+    # such observations as ""); only a real failure becomes an error object.
+    text = response if response or not error else json.dumps({"error": error})
     if max_chars is not None and len(text) > max_chars:
         return text[:max_chars] + "..."
     return text

@@ -57,6 +57,9 @@ class Roles:
     backbone: RoleBinding | None = None
     family: str = "toolbench"
     source: str = ""
+    # The prompt budget of the run these roles come from (a `umi.format.PromptBudget` as a dict), opaque here:
+    # the agent and the evaluators render prompts with it. None: unbudgeted (the released checkpoints' bytes).
+    prompt_budget: dict[str, Any] | None = None
 
     def get(self, role: str) -> RoleBinding:
         binding = getattr(self, role, None) if role in ROLE_NAMES else None
@@ -165,7 +168,7 @@ def roles_from_config(config: dict[str, Any], *, root: Path | None = None, sourc
                 )
             known[name] = path
     built: dict[str, Engine] = {}
-    roles = Roles(family=config.get("family", "toolbench"), source=source)
+    roles = Roles(family=config.get("family", "toolbench"), source=source, prompt_budget=config.get("prompt_budget"))
     for role, spec in roles_cfg.items():
         engine_name = spec.get("engine", "default")
         key = key_of[engine_name]
@@ -220,7 +223,7 @@ def roles_from_manifest(path: Path) -> Roles:
 
             base = str(merged_base(base, base_adapters))
         shared = TransformersEngine(base, adapters=adapters, role="/".join(adapters))
-    roles = Roles(source=str(path))
+    roles = Roles(source=str(path), prompt_budget=manifest.get("prompt_budget"))
     full: dict[str, Engine] = {}
     for role, spec in manifest["roles"].items():
         if spec.get("adapter"):
@@ -390,7 +393,12 @@ def llamacpp_roles_from_manifest(
         engine["n_threads"] = n_threads
     if n_parallel > 1:
         engine["n_parallel"] = n_parallel
-    config = {"family": manifest.get("family", "toolbench"), "engines": {"base": engine}, "roles": roles_cfg}
+    config = {
+        "family": manifest.get("family", "toolbench"),
+        "engines": {"base": engine},
+        "roles": roles_cfg,
+        "prompt_budget": manifest.get("prompt_budget"),
+    }
     return roles_from_config(config, root=root, source=str(path))
 
 

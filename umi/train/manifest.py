@@ -58,6 +58,9 @@ class Manifest(BaseModel):
     data_hash: str
     hyperparameters: dict[str, Any] = {}
     command: str = ""
+    # The prompt budget the rows were rendered with (`umi.format.PromptBudget.as_dict()`); None: unbudgeted.
+    # Role bindings hand it to the agent and the evaluators, so inference renders prompts as training did.
+    prompt_budget: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _roles(self) -> Manifest:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from umi.data.build import read_budget
 from umi.data.io import load_rows, write_json
 from umi.schema import Row
 from umi.train.config import Stage, TrainConfig, preset
@@ -79,6 +80,7 @@ def run_recipe(
     out = Path(out).resolve()
     base_ref = str(Path(base).resolve()) if Path(base).exists() else base
     rows = {s: select_rows(Path(data), _ROW_SET[s], max_rows) for s in _stages(recipe)}
+    budget = read_budget(data)
     configs: dict[Stage, TrainConfig] = {}
     for stage in rows:
         cfg = config_for(stage) if config_for else preset(preset_name, stage)
@@ -119,6 +121,7 @@ def run_recipe(
             s: {"rows": len(rows[s]), "steps": results[s].steps, **c.model_dump()} for s, c in configs.items()
         },
         command=command,
+        prompt_budget=budget.as_dict() if budget is not None else None,
     )
     write_json(out / "manifest.json", manifest.model_dump(exclude_none=True))
     return manifest
