@@ -81,7 +81,10 @@ def main() -> None:
             "",
             "| rule \\ GPT-4 | Yes | No | Uncertain |",
             "|---|---:|---:|---:|",
-            *(f"| {r} | " + " | ".join(str(table[(r, g)]) for g in ("Yes", "No", "Uncertain")) + " |" for r in ("Yes", "No")),
+            *(
+                f"| {r} | " + " | ".join(str(table[(r, g)]) for g in ("Yes", "No", "Uncertain")) + " |"
+                for r in ("Yes", "No")
+            ),
             "",
         ]
         if lookups:

@@ -6,7 +6,7 @@ ToolAlpaca asked GPT-4 both questions with one prompt. Its process criteria are 
 - every step of the standard answer must appear among the agent's calls (each golden step matched by its own
   call, in any order; `[Optional]` steps need not appear);
 - a matched call must carry the golden value of every parameter the instruction mentions (a value is "mentioned"
-  when its text, or each comma-separated part of it, occurs in the instruction; numbers also as words up to
+  when its text, or each comma-separated part of it, occurs in the instruction; numbers also as words from
   two to twenty); parameters the instruction does not mention, and ToolAlpaca's `${…}` placeholders, may differ;
 - retries after an error and extra calls to the functions of the standard answer are allowed, and so are calls
   to ToolAlpaca's `getDetails` and read-only (GET) lookups; calls to any other function are unrelated and fail it.
@@ -118,7 +118,9 @@ def _matches(step: GoldenStep, call: Call, instruction: str) -> bool:
     if call.function != step.action:
         return False
     return all(
-        same_value(v, call.arguments.get(k), instruction) for k, v in step.arguments.items() if mentioned(v, instruction)
+        same_value(v, call.arguments.get(k), instruction)
+        for k, v in step.arguments.items()
+        if mentioned(v, instruction)
     )
 
 
@@ -154,7 +156,11 @@ def solution_text(calls: Sequence[tuple[str, dict[str, Any], str]], final_respon
     """A solution as ToolAlpaca's judge was shown it: numbered calls with their returns, then the final response."""
     lines: list[str] = []
     for i, (name, args, returned) in enumerate(calls, 1):
-        lines += [f"{i}. Function: {name}", f"Parameters: {json.dumps(args, ensure_ascii=False)}", f"Returns: {returned}"]
+        lines += [
+            f"{i}. Function: {name}",
+            f"Parameters: {json.dumps(args, ensure_ascii=False)}",
+            f"Returns: {returned}",
+        ]
     lines.append(f"{len(calls) + 1}. Final Response: {final_response}")
     return "\n".join(lines)
 
