@@ -24,8 +24,10 @@ from umi.evaluate.live.toolalpaca import (
     recorded_returns,
     report_rows,
     run_suite,
+    not_run,
     select,
     simulated_executor,
+    summarize,
 )
 from umi.evaluate.live.toolalpaca_score import Call, parse_yes_no, process_correct
 from umi.format import caller_text, planner_text
@@ -169,6 +171,8 @@ def test_process_rule_edges() -> None:
     ).correct
     assert parse_yes_no("No, it does not.") == "No" and parse_yes_no("...") == "Uncertain"
     assert PUBLISHED["ToolAlpaca-7B"] == {"process": 63.0, "response": 68.0, "overall": 60.0}
+    nothing = summarize([not_run(ToolAlpacaTask("t", 0, "x", []), "offline")], "toolalpaca-real")
+    assert (nothing["run"], nothing["not_run"], nothing["process"], nothing["overall"]) == (0, 1, None, None)
 
 
 class _StandIn(BaseHTTPRequestHandler):

@@ -90,10 +90,13 @@ def run_toolalpaca_cli(
             note=lambda line: err_console.print(line, highlight=False, soft_wrap=True),
         )
     label = LABEL if suite == "toolalpaca-simulated" else "real APIs"
-    console.print(
-        f"{suite} ({label}): process {summary['process']:.1f}%, response {summary['response']:.1f}%, overall "
-        f"{summary['overall']:.1f}% over {summary['run']} run tasks ({summary['not_run']} not run)"
-    )
+    if summary["run"]:
+        console.print(
+            f"{suite} ({label}): process {summary['process']:.1f}%, response {summary['response']:.1f}%, overall "
+            f"{summary['overall']:.1f}% over {summary['run']} run tasks ({summary['not_run']} not run)"
+        )
+    else:
+        console.print(f"{suite}: no task ran ({summary['not_run']} not run); nothing is scored")
     system = ("single-LLM" if single else "α-UMi multi-LLM") + (" + DFSDT" if dfsdt else "")
     system += f" ({roles_name or 'embedded default'})"
     chosen = f"sample {sample}, seed {seed}" if sample else (f"first {limit}" if limit else "all")

@@ -289,7 +289,8 @@ def not_run(task: ToolAlpacaTask, reason: str) -> dict[str, Any]:
 
 
 def summarize(results: Sequence[dict[str, Any]], suite: str) -> dict[str, Any]:
-    """Process / response / overall in % of the tasks that ran; tasks not run are counted apart."""
+    """Process / response / overall in % of the tasks that ran (None when none ran); tasks not run are counted
+    apart."""
     ran = [r for r in results if r["status"] != NOT_RUN]
     n = max(1, len(ran))
 
@@ -301,9 +302,10 @@ def summarize(results: Sequence[dict[str, Any]], suite: str) -> dict[str, Any]:
         "tasks": len(results),
         "run": len(ran),
         "not_run": len(results) - len(ran),
-        "process": pct("process") if ran else 0.0,
-        "response": pct("response") if ran else 0.0,
-        "overall": pct("overall") if ran else 0.0,
+        # No task ran (every host unreachable): nothing is scored, rather than 0 % that would read as failures.
+        "process": pct("process") if ran else None,
+        "response": pct("response") if ran else None,
+        "overall": pct("overall") if ran else None,
         "response_uncertain": sum(1 for r in ran if r.get("response") == "Uncertain"),
         "label": LABEL if suite == "toolalpaca-simulated" else "real APIs",
     }
@@ -371,6 +373,9 @@ def published_reference() -> Reference:
 
 
 def report_rows(summary: dict[str, Any], system: str, note: str) -> list[LiveRow]:
+    """The three rows of one run for the live report (none when no task ran)."""
+    if not summary["run"]:
+        return []
     suite = f"ToolAlpaca {'simulated' if summary['suite'] == 'toolalpaca-simulated' else 'real'}"
     return [
         LiveRow(system, suite, k, float(summary[k]), int(summary["run"]), note)

@@ -6,7 +6,7 @@ ToolAlpaca asked GPT-4 both questions with one prompt. Its process criteria are 
 - every step of the standard answer must appear among the agent's calls (each golden step matched by its own
   call, in any order; `[Optional]` steps need not appear);
 - a matched call must carry the golden value of every parameter the instruction mentions (a value is "mentioned"
-  when its text, or each comma-separated part of it, occurs in the instruction; numbers also as words from
+  when its text, or any comma-separated part of it, occurs in the instruction; numbers also as words from
   two to twenty); parameters the instruction does not mention, and ToolAlpaca's `${…}` placeholders, may differ;
 - retries after an error and extra calls to the functions of the standard answer are allowed, and so are calls
   to ToolAlpaca's `getDetails` and read-only (GET) lookups; calls to any other function are unrelated and fail it.
