@@ -204,7 +204,9 @@ def report(
 
 @eval_app.command()
 def live(
-    suite: str = typer.Option("bfcl-multi-turn", "--suite", help="bfcl-multi-turn or stabletoolbench"),
+    suite: str = typer.Option(
+        "bfcl-multi-turn", "--suite", help="bfcl-multi-turn, stabletoolbench, toolalpaca-simulated or toolalpaca-real"
+    ),
     category: str = typer.Option(
         "multi_turn_base", "--category", help="bfcl: multi_turn_base, _miss_func, _miss_param"
     ),
@@ -219,8 +221,16 @@ def live(
     group: str = typer.Option("G1_instruction", "--group", help="stabletoolbench: query group."),
     server_url: str = typer.Option("http://127.0.0.1:8080", "--server-url", help="stabletoolbench: `umi serve tools`."),
     queries_dir: Path | None = typer.Option(None, "--queries-dir", help="stabletoolbench: query files."),
-    judge: str | None = typer.Option(None, "--judge", help="stabletoolbench: judge role config (default: --roles)."),
+    judge: str | None = typer.Option(
+        None, "--judge", help="stabletoolbench/toolalpaca: judge roles (default: --roles)."
+    ),
     rounds: int = typer.Option(3, "--rounds", help="stabletoolbench: judge rounds for SoPR."),
+    sample: int | None = typer.Option(None, "--sample", help="toolalpaca: a seeded random subset of N instructions."),
+    seed: int = typer.Option(0, "--seed", help="toolalpaca: seed of --sample."),
+    simulator: str | None = typer.Option(
+        None, "--simulator", help="toolalpaca: simulator role config (default: --roles)."
+    ),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="toolalpaca: the ToolAlpaca data folder."),
     as_json: bool = typer.Option(False, "--json", help="Also print the summary as JSON (last line)."),
 ) -> None:
     """Whole tasks against executable tools, scored by the suite's own checker (BFCL) or SoPR (StableToolBench).
@@ -232,14 +242,37 @@ def live(
     from umi.models.base import EngineError
     from umi.models.roles import default_roles, load_roles
 
-    if suite not in ("bfcl-multi-turn", "stabletoolbench"):
-        fail(f"unknown suite {suite!r}; available: bfcl-multi-turn, stabletoolbench")
+    suites = ("bfcl-multi-turn", "stabletoolbench", "toolalpaca-simulated", "toolalpaca-real")
+    if suite not in suites:
+        fail(f"unknown suite {suite!r}; available: {', '.join(suites)}")
     if suite == "bfcl-multi-turn" and category not in CATEGORIES:
         fail(f"unknown category {category!r}; available: {', '.join(CATEGORIES)}")
     try:
         bound = load_roles(roles) if roles else default_roles()
     except (EngineError, ValueError, OSError) as exc:
         fail(str(exc))
+    if suite.startswith("toolalpaca"):
+        from umi.cli._toolalpaca import run_toolalpaca_cli
+
+        run_toolalpaca_cli(
+            suite,
+            bound,
+            roles,
+            out / suite,
+            single=single,
+            dfsdt=dfsdt,
+            max_steps=max_steps,
+            max_new_tokens=max_new_tokens,
+            limit=limit,
+            sample=sample,
+            seed=seed,
+            workers=workers,
+            judge=judge,
+            simulator=simulator,
+            data_dir=data_dir,
+            as_json=as_json,
+        )
+        return
     make = agent_factory(bound, single=single, dfsdt=dfsdt, max_steps=max_steps, max_new_tokens=max_new_tokens)
     system = ("single-LLM" if single else "α-UMi multi-LLM") + (" + DFSDT" if dfsdt else "")
     system += f" ({roles or 'embedded default'})"

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from umi.format.naming import api_function_name
+from umi.models.roles import Roles
 from umi.serve.store import CacheStore
 
 Simulator = Callable[[str], str]
@@ -107,6 +108,25 @@ def _parse_simulated(text: str) -> dict[str, str] | None:
     return {"error": str(value.get("error") or ""), "response": resp if isinstance(resp, str) else json.dumps(resp)}
 
 
+def simulate(
+    simulator: Simulator,
+    doc: dict[str, Any] | None,
+    api: str,
+    arguments: dict[str, Any],
+    examples: list[tuple[str, str]],
+    *,
+    retries: int = 3,
+) -> dict[str, str] | None:
+    """Ask the simulator model to answer one call (up to `retries` times until it replies in the expected shape):
+    `{"error", "response"}`, or None when it never did. The server and the ToolAlpaca suite share this."""
+    prompt = simulator_prompt(doc, api, arguments, examples)
+    for _ in range(retries):
+        got = _parse_simulated(simulator(prompt))
+        if got is not None:
+            return got
+    return None
+
+
 class Upstream:
     """A real ToolBench-protocol server (the key comes from the environment, never from config text)."""
 
@@ -172,14 +192,12 @@ def create_app(
                     store.put(name, tool_input, got)
                 return got
         if simulator is not None:
-            prompt = simulator_prompt(docs.get(name), name, tool_input, store.examples(name))
-            for _ in range(retries):
-                got = _parse_simulated(simulator(prompt))
-                if got is not None:
-                    app.state.stats["simulated"] += 1
-                    if write_back:
-                        store.put(name, tool_input, got)
-                    return got
+            got = simulate(simulator, docs.get(name), name, tool_input, store.examples(name), retries=retries)
+            if got is not None:
+                app.state.stats["simulated"] += 1
+                if write_back:
+                    store.put(name, tool_input, got)
+                return got
             app.state.stats["errors"] += 1
             return {"error": "Failed to generate a simulated response", "response": ""}
         app.state.stats["errors"] += 1
@@ -190,10 +208,15 @@ def create_app(
 
 def engine_simulator(roles_source: str | None, max_new_tokens: int = 300) -> Simulator:
     """A simulator backed by a configured model (its `backbone`, or `planner`, role)."""
-    from umi.models.base import GenerationParams
     from umi.models.roles import default_roles, load_roles
 
-    roles = load_roles(roles_source) if roles_source else default_roles()
+    return role_simulator(load_roles(roles_source) if roles_source else default_roles(), max_new_tokens)
+
+
+def role_simulator(roles: Roles, max_new_tokens: int = 300) -> Simulator:
+    """A simulator backed by already-bound roles (their `backbone`, or `planner`)."""
+    from umi.models.base import GenerationParams
+
     binding = roles.backbone or roles.get("planner")
     params = GenerationParams(max_new_tokens=max_new_tokens)
     return lambda prompt: binding.complete([prompt], params)[0].text

@@ -52,7 +52,9 @@ class PythonExecutor:
 class HTTPExecutor:
     """Calls HTTP APIs described by ToolSpecs whose `meta` has `method`, `path` and `server` (OpenAPI import).
 
-    Auth headers come from environment variables (`auth_env={"X-Api-Key": "MY_KEY_VAR"}`), never from config text.
+    Auth headers come from environment variables (`auth_env={"X-Api-Key": "MY_KEY_VAR"}`), never from config text;
+    so do auth parameters (`auth_params_env={"appid": "WOLFRAMALPHA_APPID"}`, ToolAlpaca's `Authentication`
+    fields): set on every call to an API that has that parameter, over whatever the model wrote there.
     """
 
     def __init__(
@@ -62,18 +64,24 @@ class HTTPExecutor:
         timeout: float = 30.0,
         retries: int = 2,
         auth_env: Mapping[str, str] | None = None,
+        auth_params_env: Mapping[str, str] | None = None,
         transport: Any = None,
     ) -> None:
         import httpx
 
         self.specs = {s.name: s for s in specs}
         self.retries = retries
+        self.auth_params = {p: os.environ[var] for p, var in (auth_params_env or {}).items() if var in os.environ}
         headers = {h: os.environ.get(var, "") for h, var in (auth_env or {}).items()}
         self._client = httpx.Client(timeout=timeout, headers=headers, transport=transport)
 
     def execute(self, call: ToolCall) -> Observation:
         import httpx
 
+        spec = self.specs.get(call.name)
+        if spec is not None and self.auth_params:
+            auth = {p: v for p, v in self.auth_params.items() if spec.param(p) is not None}
+            call = ToolCall(call.name, {**call.arguments, **auth})
         problem = validate_call(call, self.specs)
         if problem:
             return Observation(error=problem)

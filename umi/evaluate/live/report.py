@@ -9,7 +9,7 @@ reader never compares the two by accident.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # α-UMi paper, Table 2 (real-time ToolBench, DFSDT; pass rate / win rate against ChatGPT-ReACT), as transcribed in
@@ -57,7 +57,23 @@ def paper_section() -> list[str]:
     ]
 
 
-def markdown(rows: Sequence[LiveRow], title: str) -> str:
+@dataclass(frozen=True)
+class Reference:
+    """Published numbers drawn beside umi's rows: Markdown lines under their own heading, and grey chart bars
+    (label → value in %), every label saying where the number comes from."""
+
+    section: list[str]
+    bars: dict[str, float] = field(default_factory=dict)
+
+
+def paper_reference() -> Reference:
+    """The α-UMi paper's Table 2 (the default beside every live suite)."""
+    bars = {f"{m} — paper T2, live ToolBench pass rate (not comparable)": v for m, v in paper_pass_rates().items()}
+    return Reference(paper_section(), bars)
+
+
+def markdown(rows: Sequence[LiveRow], title: str, reference: Reference | None = None) -> str:
+    ref = reference or paper_reference()
     lines = [
         f"# {title}",
         "",
@@ -65,14 +81,14 @@ def markdown(rows: Sequence[LiveRow], title: str) -> str:
         "|---|---|---|---:|---:|---|",
         *(f"| {r.system} | {r.suite} | {r.metric} | {r.value:.1f} | {r.n} | {r.note} |" for r in rows),
         "",
-        *paper_section(),
+        *ref.section,
     ]
     return "\n".join(lines)
 
 
-def chart(rows: Sequence[LiveRow], path: Path, title: str) -> Path:
-    """Horizontal bars: umi's measured rows in colour, the paper's Table 2 average pass rates in grey below a
-    separator, each labelled with its benchmark."""
+def chart(rows: Sequence[LiveRow], path: Path, title: str, reference: Reference | None = None) -> Path:
+    """Horizontal bars: umi's measured rows in colour, the reference's published numbers (default: the paper's
+    Table 2 average pass rates) in grey below a separator, each labelled with its source."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -81,10 +97,10 @@ def chart(rows: Sequence[LiveRow], path: Path, title: str) -> Path:
     labels = [f"{r.system} — {r.suite} {r.metric} (n={r.n})" for r in rows]
     values = [r.value for r in rows]
     colors = ["tab:blue"] * len(rows)
-    paper = paper_pass_rates()
-    labels += [f"{m} — paper T2, live ToolBench pass rate (not comparable)" for m in paper]
-    values += list(paper.values())
-    colors += ["0.7"] * len(paper)
+    ref = reference or paper_reference()
+    labels += list(ref.bars)
+    values += list(ref.bars.values())
+    colors += ["0.7"] * len(ref.bars)
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(labels) + 1.2))
     y = list(range(len(labels)))[::-1]
     ax.barh(y, values, color=colors)
@@ -103,10 +119,12 @@ def chart(rows: Sequence[LiveRow], path: Path, title: str) -> Path:
     return path
 
 
-def write_live_report(rows: Sequence[LiveRow], out: str | Path, title: str = "Live evaluation") -> tuple[Path, Path]:
+def write_live_report(
+    rows: Sequence[LiveRow], out: str | Path, title: str = "Live evaluation", reference: Reference | None = None
+) -> tuple[Path, Path]:
     """`<out>.md` and `<out>.png` (out is a path without suffix)."""
     base = Path(out)
     base.parent.mkdir(parents=True, exist_ok=True)
     md = base.with_suffix(".md")
-    md.write_text(markdown(rows, title), encoding="utf-8")
-    return md, chart(rows, base.with_suffix(".png"), title)
+    md.write_text(markdown(rows, title, reference), encoding="utf-8")
+    return md, chart(rows, base.with_suffix(".png"), title, reference)
