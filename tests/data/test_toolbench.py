@@ -35,6 +35,9 @@ def test_default_mode_removes_stray_quote_from_observations(train_example: Path)
         compat = chain_to_conversations(a["instruction"], a["chains"], compat=True)
         fixed = chain_to_conversations(a["instruction"], a["chains"])
         for x, y in zip(compat, fixed, strict=True):
+            if x != y and x["from"] == "assistant":  # the final thought kept (tests/data/test_converter_thoughts.py)
+                assert x["value"].startswith(" Next:") and not y["value"].startswith(" Next:")
+                continue
             if x != y:
                 assert x["from"] == "observation" and x["value"].startswith(' "')
                 assert not y["value"].startswith(' "')

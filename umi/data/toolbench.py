@@ -81,15 +81,23 @@ def observation_text(content: str, *, compat: bool = False) -> str:
 def chain_to_conversations(
     instruction: str, chain: Sequence[dict[str, Any]], *, compat: bool = False
 ) -> list[dict[str, str]]:
-    """The reference's stage-2 walk over `chain[2:]` (system prompt and first user message skipped)."""
+    """The reference's stage-2 walk over `chain[2:]` (system prompt and first user message skipped).
+
+    Outside `compat`, a content-only assistant turn right before a call that carries no content of its own (in
+    StableToolBench's CoT/DFS answer files: the thought, then a bare `Finish` call) gives that call its thought;
+    the reference dropped it, leaving the final step without a rationale.
+    """
     conv: list[dict[str, str]] = [{"from": "user", "value": instruction}]
+    pending: str | None = None
     for msg in chain[2:]:
         role = msg.get("role")
         if role == "assistant":
             call = msg.get("function_call")
             if not call:
+                pending = None if compat else (msg.get("content") or None)
                 continue  # content-only assistant turns were dropped by the reference
-            content = msg.get("content")
+            content = msg.get("content") or pending
+            pending = None
             if call.get("name") != FINISH:
                 conv.append({"from": "assistant", "value": planner_text(content, "caller")})
                 conv.append({"from": "caller", "value": caller_text(call["name"], str(call.get("arguments", "")))})
@@ -101,8 +109,10 @@ def chain_to_conversations(
                 conv.append({"from": "assistant", "value": planner_text(content, "conclusion")})
                 conv.append({"from": "conclusion", "value": str(args.get("final_answer") or "none")})
         elif role == "function":
+            pending = None
             conv.append({"from": "observation", "value": observation_text(str(msg.get("content", "")), compat=compat)})
         elif role == "user":
+            pending = None
             conv.append({"from": "user", "value": str(msg.get("content", ""))})
         else:
             raise ValueError(f"unknown message role {role!r}")
