@@ -1,17 +1,28 @@
-"""Training throughput: dynamic padding with length-grouped batches against padding every row to the maximum length
-(the reference's layout), same rows, same model (embedded SmolLM2-135M + LoRA r 8), same step count.
+"""Training throughput of umi's CPU training levers, each against today's path (dynamic padding), same real rows.
 
-Each mode runs in its own child process so peak RSS (`ru_maxrss`) is that mode's own; reported: target tokens per
-second (tokens that carry loss, the work that matters), all tokens per second including padding, seconds per step,
-peak RSS and its growth over the loaded model. Writes `benchmarks/results/train_throughput.md`.
+Rows: the planner rows of the first `--trajectories` trajectories of the tool-disjoint train part (split seed 0),
+rendered under the default prompt budget (what `umi train --preset cpu-epoch` trains on). Every mode trains the
+same rows once (one optimizer step per trajectory's rows, after one untimed warm-up step), embedded SmolLM2-135M
++ LoRA r 8, forward + backward + AdamW, each in its own child process so its peak RSS is its own:
 
-    nice -n 10 .venv/bin/python benchmarks/train_throughput.py
+* `dynamic`      — today's path (`cpu-small`'s, one row per micro-batch so nothing is padded and memory stays
+                   bounded): fp32, logits at every position;
+* `lm-head`      — + the vocabulary projection only at positions that carry a loss;
+* `lm-head+bf16` — + bf16 autocast (AMX / AVX512-BF16 matmuls on CPUs that have them);
+* `prefix-pack`  — + exact prefix-shared packing (one sequence per trajectory, the shared prefix computed once):
+                   the `cpu-epoch` path;
+* `top-half`     — `prefix-pack` with LoRA on the upper half of the layers only (the backward pass stops there).
+
+Target tokens per second (tokens that carry loss: the same work in every mode) is the figure to compare.
+
+    python benchmarks/train_throughput.py            # run it through /work/tools/exclusive-like isolation
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -19,109 +30,161 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE = Path("/work/shared/data/alpha_umi/dataset/toolbench/test/out_of_domain.json")
+DATA = Path(os.environ.get("UMI_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SOURCE = DATA / "alpha_umi" / "dataset" / "toolbench" / "test" / "out_of_domain.json"
+MODES = ("dynamic", "lm-head", "lm-head+bf16", "prefix-pack", "top-half")
+
+
+def _rows(n: int):  # type: ignore[no-untyped-def]
+    from umi.data import build_rows, load_trajectories
+    from umi.data.split import split_by_tools
+    from umi.format import DEFAULT_BUDGET
+
+    trajectories = load_trajectories(SOURCE).items
+    train = [trajectories[i] for i in split_by_tools(trajectories, seed=0).train]
+    return [build_rows([t], budget=DEFAULT_BUDGET).planner for t in train[:n]]
 
 
 def child(mode: str, args: argparse.Namespace) -> dict[str, float]:
     import torch
 
-    from umi.data import build_rows, load_trajectories
     from umi.train.config import TrainConfig
-    from umi.train.data import IGNORE, collate, encode_rows, plan_epoch
+    from umi.train.data import encode_rows
+    from umi.train.loop import _batch, _target_count, token_loss_sum
     from umi.train.model import load_model, load_tokenizer, prepare_model
+    from umi.train.prefix_pack import plan_packs
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    rows = build_rows(load_trajectories(SOURCE).items[: args.trajectories]).planner
-    config = TrainConfig(max_length=args.max_length, micro_batch=args.micro_batch)
+    groups = [g for g in _rows(args.trajectories) if g]
     tok = load_tokenizer("embedded")
-    model = prepare_model(load_model("embedded"), config)
+    config = TrainConfig()
+    if mode == "top-half":
+        base = load_model("embedded")
+        n_layers = base.config.num_hidden_layers
+        config = TrainConfig(
+            lora_targets=[
+                f"layers.{i}." + t
+                for i in range(n_layers // 2, n_layers)
+                for t in (
+                    "self_attn.q_proj",
+                    "self_attn.k_proj",
+                    "self_attn.v_proj",
+                    "self_attn.o_proj",
+                    "mlp.gate_proj",
+                    "mlp.up_proj",
+                    "mlp.down_proj",
+                )
+            ]
+        )
+        model = _lora_on(base, config)
+    else:
+        model = prepare_model(load_model("embedded"), config)
     model.train()
     rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    encoded = encode_rows(rows, tok, args.max_length)
-    lengths = [len(e.input_ids) for e in encoded]
-    plan = plan_epoch(lengths, args.micro_batch, seed=0, epoch=0, group_by_length=(mode == "dynamic"))
-    plan = [plan[0], *plan]  # one untimed warm-up step, then every row exactly once: the same rows in both modes
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    packed = mode in ("prefix-pack", "top-half")
+    bf16 = mode in ("lm-head+bf16", "prefix-pack", "top-half")
+    steps = []
+    for rows in groups:
+        enc = encode_rows(rows, tok, 8192)
+        if packed:
+            steps.append([_batch(enc, p, 0, False) for p in plan_packs(rows, enc, 3072)])
+        else:
+            steps.append([_batch(enc, [j], int(tok.pad_token_id), False) for j in range(len(enc))])
+    steps = [steps[0], *steps]  # one untimed warm-up step
     targets = tokens = 0
     seconds = 0.0
-    for i, micro in enumerate(plan):
-        pad_to = args.max_length if mode == "padded" else None
-        batch = collate([encoded[j] for j in micro], tok.pad_token_id, pad_to=pad_to)
-        labels = batch.pop("labels")
+    for i, micro in enumerate(steps):
         t0 = time.perf_counter()
-        logits = model(**batch, use_cache=False).logits[:, :-1]
-        n = int((labels[:, 1:] != IGNORE).sum())
-        loss = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1), ignore_index=IGNORE, reduction="sum"
-        )
-        (loss / n).backward()
+        for batch in micro:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = token_loss_sum(model, batch, lm_head_at_loss=mode != "dynamic")
+            loss.backward()
         opt.step()
         opt.zero_grad()
         if i == 0:
-            continue  # warm-up step
+            continue
         seconds += time.perf_counter() - t0
-        targets += n
-        tokens += batch["input_ids"].numel()
+        targets += sum(_target_count(b) for b in micro)
+        tokens += sum(int(b["input_ids"].numel()) for b in micro)
     rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "target_tokens_per_s": targets / seconds,
         "tokens_per_s": tokens / seconds,
-        "s_per_step": seconds / (len(plan) - 1),
-        "steps": len(plan) - 1,
-        "real_tokens_share": sum(lengths[j] for b in plan[1:] for j in b) / tokens,
+        "tokens": tokens,
+        "targets": targets,
+        "seconds": seconds,
         "peak_rss_mb": rss_peak,
         "rss_growth_mb": rss_peak - rss_loaded,
-        "rows": len(rows),
+        "rows": sum(len(g) for g in groups[:]),
     }
+
+
+def _lora_on(model, config):  # type: ignore[no-untyped-def]
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        task_type="CAUSAL_LM",
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=config.lora_targets,
+    )
+    return get_peft_model(model, lora)
+
+
+def _load() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--mode", choices=["dynamic", "padded"])
-    p.add_argument("--max-length", type=int, default=1024)
-    p.add_argument("--micro-batch", type=int, default=2)
-    p.add_argument("--trajectories", type=int, default=6)
+    p.add_argument("--mode", choices=MODES)
+    p.add_argument("--trajectories", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--modes", default=",".join(MODES))
     args = p.parse_args()
     if args.mode:
         print(json.dumps(child(args.mode, args)))
         return
+    command = (
+        "python benchmarks/train_throughput.py"
+        + (f" --trajectories {args.trajectories}" if args.trajectories != 3 else "")
+        + (f" --threads {args.threads}" if args.threads != 2 else "")
+        + (f" --modes {args.modes}" if args.modes != ",".join(MODES) else "")
+    )
+    load_before = _load()
     res = {}
-    for mode in ("dynamic", "padded"):
-        cmd = [sys.executable, __file__, "--mode", mode]
-        cmd += ["--max-length", str(args.max_length), "--micro-batch", str(args.micro_batch)]
-        cmd += ["--trajectories", str(args.trajectories), "--threads", str(args.threads)]
+    for mode in args.modes.split(","):
+        cmd = [sys.executable, __file__, "--mode", mode, "--trajectories", str(args.trajectories)]
+        cmd += ["--threads", str(args.threads)]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         res[mode] = json.loads(out.strip().splitlines()[-1])
         print(mode, res[mode], flush=True)
-    d, f = res["dynamic"], res["padded"]
+    base = res[next(iter(res))]
     lines = [
-        "# Training throughput: dynamic padding vs padding every row to the maximum length",
+        f"Command: `{command}` · load average (`uptime`): {load_before}",
         "",
-        f"Embedded SmolLM2-135M (fp32, CPU, {args.threads} threads) + LoRA r 8; planner rows of the first "
-        f"{args.trajectories} out-of-domain trajectories ({d['rows']} rows); max length {args.max_length}, "
-        f"{args.micro_batch} rows per step, one epoch ({d['steps']} steps, every row once, after one warm-up step), "
-        "forward + backward + AdamW. "
-        "Padded = the reference's layout (every row right-padded to the maximum length, no grouping). "
-        "Shared 2-core machine, other jobs running: compare the ratio, not the absolute numbers. "
-        "Generated by `benchmarks/train_throughput.py`.",
+        "# Training throughput: umi's CPU levers against dynamic padding, same rows",
         "",
-        "| | target tok/s | all tok/s (incl. padding) | s/step | real-token share | peak RSS MB | RSS growth MB |",
+        f"Embedded SmolLM2-135M + LoRA r 8, CPU, {args.threads} threads; the planner rows of the first "
+        f"{args.trajectories} trajectories of the tool-disjoint train part ({base['rows']} rows) under the default "
+        "prompt budget; each mode trains every row once (one optimizer step per trajectory, after one untimed "
+        "warm-up step), forward + backward + AdamW, in its own process. Target tokens (those carrying loss) are the "
+        "same work in every mode; 'tokens processed' shows what prefix sharing removes. Ratios are against the "
+        "first row.",
+        "",
+        "| mode | target tok/s | × | tokens processed | s | peak RSS MB | RSS growth MB |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for mode, r in res.items():
         lines.append(
-            f"| {mode} | {r['target_tokens_per_s']:.1f} | {r['tokens_per_s']:.0f} | {r['s_per_step']:.2f} | "
-            f"{r['real_tokens_share']:.2f} | {r['peak_rss_mb']:.0f} | {r['rss_growth_mb']:.0f} |"
+            f"| {mode} | {r['target_tokens_per_s']:.1f} | {r['target_tokens_per_s'] / base['target_tokens_per_s']:.2f}"
+            f" | {r['tokens']} | {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} | {r['rss_growth_mb']:.0f} |"
         )
-    lines += [
-        "",
-        f"**Dynamic / padded: {d['target_tokens_per_s'] / f['target_tokens_per_s']:.2f}× target tokens per second, "
-        f"{d['peak_rss_mb'] / f['peak_rss_mb']:.2f}× peak RSS.**",
-    ]
+    lines += ["", f"Load average after the run: {_load()}."]
     out_md = ROOT / "benchmarks" / "results" / "train_throughput.md"
-    out_md.parent.mkdir(parents=True, exist_ok=True)
     out_md.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -121,7 +121,7 @@ def test_killed_mid_run_then_resumed(ood_path: Path, tmp_path: Path) -> None:
     class Dying:
         name = "dying"
 
-        def complete(self, prompts, params, *, adapter=None):  # type: ignore[no-untyped-def]
+        def complete(self, prompts, params, *, adapter=None, cache_key=None):  # type: ignore[no-untyped-def]
             calls["n"] += 1
             if calls["n"] > 5:  # planner+follow-up per batch: dies inside the 3rd batch
                 raise KeyboardInterrupt

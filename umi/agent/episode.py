@@ -15,8 +15,9 @@ Status = Literal["answered", "gave_up", "budget_exhausted", "error"]
 class Episode:
     """How one task went. `status`: answered (the summarizer wrote `answer`), gave_up (the planner said so;
     `reason` holds its thought), budget_exhausted (step, token or search budget spent), error (an engine or the
-    agent failed; `reason` says how). `costs` is per role: calls, prompt_tokens, new_tokens, seconds.
-    `parse_issues` lists what the models wrote that did not parse (a missing marker, unusable calls)."""
+    agent failed; `reason` says how). `costs` is per role: calls, prompt_tokens (= cached_tokens +
+    prefilled_tokens), new_tokens, seconds. `parse_issues` lists what the models wrote that did not parse (a
+    missing marker, unusable calls)."""
 
     query: str
     status: Status = "budget_exhausted"

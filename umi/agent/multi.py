@@ -109,6 +109,8 @@ class AgentBase:
                 parsed=parsed,
                 error=error,
                 prompt_tokens=c.prompt_tokens,
+                cached_tokens=c.cached_tokens,
+                prefilled_tokens=c.prefilled_tokens,
                 new_tokens=c.new_tokens,
                 seconds=c.seconds,
             )

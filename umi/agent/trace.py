@@ -25,6 +25,8 @@ class TraceRecord(BaseModel):
     observation: str | None = None
     error: str | None = None
     prompt_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, served from the role's prompt cache
+    prefilled_tokens: int = 0  # of prompt_tokens, computed by this call
     new_tokens: int = 0
     seconds: float = 0.0
     time: float = Field(default_factory=time.time)

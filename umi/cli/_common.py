@@ -16,6 +16,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 
 console = Console()
 err_console = Console(stderr=True)
@@ -43,3 +44,25 @@ def task_bar(label: str) -> Progress:
         TimeRemainingColumn(),
         console=err_console,
     )
+
+
+COST_COLUMNS = (
+    ("calls", "calls"),
+    ("prompt_tokens", "prompt tokens"),
+    ("cached_tokens", "cached"),
+    ("prefilled_tokens", "prefilled"),
+    ("new_tokens", "new tokens"),
+    ("seconds", "seconds"),
+)
+
+
+def cost_table(costs: dict[str, dict[str, float]], title: str = "") -> Table:
+    """Per-role costs: prompt tokens split into those served from the role's prompt cache and those prefilled."""
+    table = Table(title=title or None)
+    table.add_column("role")
+    for _, label in COST_COLUMNS:
+        table.add_column(label, justify="right")
+    for role, t in costs.items():
+        cells = [f"{t.get(k, 0):.2f}" if k == "seconds" else str(int(t.get(k, 0))) for k, _ in COST_COLUMNS]
+        table.add_row(role, *cells)
+    return table

@@ -16,7 +16,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from umi.cli._common import console, err_console, fail, print_json_last, task_bar
+from umi.cli._common import console, cost_table, err_console, fail, print_json_last, task_bar
 
 eval_app = typer.Typer(no_args_is_help=True)
 
@@ -95,6 +95,8 @@ def static(
     except (DataError, EngineError, ValueError) as exc:
         fail(str(exc))
     console.print(f"{run.total} steps ({run.skipped} already done) → {run.predictions}")
+    if run.costs:
+        console.print(cost_table(run.costs, "costs per role (all runs into this folder; costs.json)"))
 
 
 @eval_app.command()

@@ -8,7 +8,7 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from umi.cli._common import console, fail, print_json_last
+from umi.cli._common import console, cost_table, fail, print_json_last
 
 ROLE_STYLE = {"planner": "cyan", "caller": "magenta", "summarizer": "green", "backbone": "cyan", "tool": "yellow"}
 
@@ -26,14 +26,8 @@ def _show(record) -> None:  # type: ignore[no-untyped-def]
 
 
 def _cost_table(episode) -> Table:  # type: ignore[no-untyped-def]
-    table = Table(title=f"status: {episode.status} · steps: {episode.steps} · tool calls: {len(episode.calls)}")
-    for col in ("role", "calls", "prompt tokens", "new tokens", "seconds"):
-        table.add_column(col, justify="right" if col != "role" else "left")
-    for role, t in episode.costs.items():
-        table.add_row(
-            role, str(int(t["calls"])), str(int(t["prompt_tokens"])), str(int(t["new_tokens"])), f"{t['seconds']:.2f}"
-        )
-    return table
+    title = f"status: {episode.status} · steps: {episode.steps} · tool calls: {len(episode.calls)}"
+    return cost_table(episode.costs, title)
 
 
 def _load_roles(roles: str | None):  # type: ignore[no-untyped-def]

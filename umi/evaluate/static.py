@@ -3,15 +3,22 @@
 The planner predicts from the gold history; when it routes to the caller (or writes no marker: the reference's
 default) the caller answers from the gold history plus the planner's *own* prediction as an `assistant` turn —
 the training layout, where the reference's script used a `planner:` label by mistake — and a conclusion goes to
-the summarizer the same way. Decoding is greedy (the reference sampled, so its numbers did not repeat), prompts
-are batched in order of length, and every prediction is appended to `predictions.jsonl` as soon as it exists, so
-re-running the same command resumes where it stopped.
+the summarizer the same way. Decoding is greedy (the reference sampled, so its numbers did not repeat), and every
+prediction is appended to `predictions.jsonl` as soon as it exists, so re-running the same command resumes where
+it stopped.
+
+Order: the steps of one trajectory run in order, so each role's prompt cache carries the trajectory's history from
+step to step (step k+1's prompt is step k's plus a few turns). Several trajectories run side by side as one batch
+where the engine serves them together (`lanes`), one step of each per batch; an engine that decodes one prompt at a
+time gets one trajectory at a time, because interleaving trajectories on one cache would evict each other's
+history. Per-role costs (prompt, cached and prefilled tokens) go to `costs.json` beside the predictions.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +36,8 @@ from umi.format import (
     step_text,
     summarizer_prompt,
 )
-from umi.models.base import GenerationParams
-from umi.models.roles import Roles
+from umi.models.base import CostLedger, GenerationParams, add_costs
+from umi.models.binding import Roles
 from umi.schema import Step, Turn
 
 Progress = Callable[[int, int], None]  # (done now, total)
@@ -69,14 +76,19 @@ class StaticRun:
     predictions: Path
     total: int
     skipped: int
+    costs: dict[str, dict[str, float]] | None = None  # per role, summed over every run into this folder
 
 
-def predict_multi(roles: Roles, steps: Sequence[Step], params: GenerationParams) -> list[str]:
-    """Predictions for a batch of steps with planner, caller and summarizer."""
+def predict_multi(
+    roles: Roles, steps: Sequence[Step], params: GenerationParams, ledger: CostLedger | None = None
+) -> list[str]:
+    """Predictions for a batch of steps with planner, caller and summarizer (their costs added to `ledger`)."""
     family = roles.family
+    ledger = ledger if ledger is not None else CostLedger()
     planner_out = roles.get("planner").complete(
         [planner_prompt(s.tools, s.history, family=family) for s in steps], params
     )
+    ledger.add("planner", planner_out)
     thoughts: list[str] = []
     routes: list[str] = []
     for c in planner_out:
@@ -92,19 +104,27 @@ def predict_multi(roles: Roles, steps: Sequence[Step], params: GenerationParams)
             caller_prompt(steps[i].tools, [*steps[i].history, _assistant(thoughts[i])], thoughts[i], family=family)
             for i in call_idx
         ]
-        for i, c in zip(call_idx, roles.get("caller").complete(prompts, params), strict=True):
+        outs = roles.get("caller").complete(prompts, params)
+        ledger.add("caller", outs)
+        for i, c in zip(call_idx, outs, strict=True):
             outputs[i] = c.text.strip()
     if sum_idx:
         prompts = [summarizer_prompt([*steps[i].history, _assistant(thoughts[i])], family=family) for i in sum_idx]
-        for i, c in zip(sum_idx, roles.get("summarizer").complete(prompts, params), strict=True):
+        outs = roles.get("summarizer").complete(prompts, params)
+        ledger.add("summarizer", outs)
+        for i, c in zip(sum_idx, outs, strict=True):
             outputs[i] = c.text.strip()
     return [step_text(thoughts[i], outputs.get(i), routes[i]) for i in range(len(steps))]  # type: ignore[arg-type]
 
 
-def predict_single(roles: Roles, steps: Sequence[Step], params: GenerationParams) -> list[str]:
+def predict_single(
+    roles: Roles, steps: Sequence[Step], params: GenerationParams, ledger: CostLedger | None = None
+) -> list[str]:
     """Predictions of a single backbone model, mapped into the same reference layout."""
     family = roles.family
     outs = roles.get("backbone").complete([backbone_prompt(s.tools, s.history, family=family) for s in steps], params)
+    if ledger is not None:
+        ledger.add("backbone", outs)
     preds: list[str] = []
     for c in outs:
         b = parse_backbone(c.text)
@@ -125,6 +145,30 @@ def predict_single(roles: Roles, steps: Sequence[Step], params: GenerationParams
 
 
 StepKey = tuple[int, int]
+
+
+def engine_lanes(roles: Roles, role: str, batch_size: int) -> int:
+    """How many trajectories to run side by side: an engine that names its lanes (`n_parallel` on llama.cpp:
+    slots per role, decoded together) runs that many, an OpenAI-compatible engine as many as it sends at once,
+    others (transformers, scripted) a full batch."""
+    engine = roles.get(role).engine
+    lanes = getattr(engine, "n_parallel", None) or getattr(engine, "concurrency", None)
+    return max(1, min(batch_size, lanes)) if isinstance(lanes, int) else max(1, batch_size)
+
+
+def trajectory_batches(steps: Sequence[Step], lanes: int) -> Iterator[list[Step]]:
+    """Batches of at most `lanes` steps, each from another trajectory, every trajectory's steps in step order:
+    lane j keeps one trajectory until its last step, then takes the next trajectory in file order."""
+    by_traj: dict[int, list[Step]] = {}
+    for s in steps:
+        by_traj.setdefault(s.traj, []).append(s)
+    waiting = deque(deque(sorted(v, key=lambda s: s.step)) for _, v in sorted(by_traj.items()))
+    active: list[deque[Step]] = []
+    while waiting or active:
+        while len(active) < lanes and waiting:
+            active.append(waiting.popleft())
+        yield [q.popleft() for q in active]
+        active = [q for q in active if q]
 
 
 def select_steps(steps: list[Step], limit: int | None = None, keys: Sequence[StepKey] | None = None) -> list[Step]:
@@ -213,29 +257,35 @@ def run_static(
         )
     )
     todo = [s for s in steps if (s.traj, s.step) not in done]
-    family = roles.family
-
-    def length(s: Step) -> int:
-        return len(
-            backbone_prompt(s.tools, s.history, family=family)
-            if single
-            else planner_prompt(s.tools, s.history, family=family)
-        )
-
-    todo.sort(key=length)
     params = GenerationParams(max_new_tokens=max_new_tokens, stop=(END_OF_TURN,))
     predict = predict_single if single else predict_multi
+    lanes = engine_lanes(roles, "backbone" if single else "planner", batch_size)
+    ledger = CostLedger()
     finished = len(steps) - len(todo)
     if on_progress:
         on_progress(finished, len(steps))
-    with pred_path.open("a", encoding="utf-8") as f:
-        for i in range(0, len(todo), batch_size):
-            batch = todo[i : i + batch_size]
-            for s, pred in zip(batch, predict(roles, batch, params), strict=True):
-                row = {"traj": s.traj, "step": s.step, "reference": reference_text(s), "prediction": pred}
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-            f.flush()
-            finished += len(batch)
-            if on_progress:
-                on_progress(finished, len(steps))
-    return StaticRun(predictions=pred_path, total=len(steps), skipped=len(steps) - len(todo))
+    try:
+        with pred_path.open("a", encoding="utf-8") as f:
+            for batch in trajectory_batches(todo, lanes):
+                for s, pred in zip(batch, predict(roles, batch, params, ledger), strict=True):
+                    row = {"traj": s.traj, "step": s.step, "reference": reference_text(s), "prediction": pred}
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                f.flush()
+                finished += len(batch)
+                if on_progress:
+                    on_progress(finished, len(steps))
+    finally:
+        write_costs(out / "costs.json", ledger.totals)
+    return StaticRun(
+        predictions=pred_path, total=len(steps), skipped=len(steps) - len(todo), costs=read_costs(out / "costs.json")
+    )
+
+
+def read_costs(path: Path) -> dict[str, dict[str, float]]:
+    """Per-role costs of every run into one output folder (`{}` before the first)."""
+    return dict(json.loads(path.read_text(encoding="utf-8"))) if path.exists() else {}
+
+
+def write_costs(path: Path, costs: dict[str, dict[str, float]]) -> None:
+    """Add this run's per-role costs to the folder's totals (a resumed run adds its part)."""
+    path.write_text(json.dumps(add_costs(read_costs(path), costs), indent=2), encoding="utf-8")

@@ -38,15 +38,31 @@ class Completion:
     #: Prompt tokens served from a prefix cache instead of being prefilled again (0 where unknown).
     cached_tokens: int = 0
 
+    @property
+    def prefilled_tokens(self) -> int:
+        """Prompt tokens the engine actually computed (prompt minus what its cache served)."""
+        return max(0, self.prompt_tokens - self.cached_tokens)
+
 
 @runtime_checkable
 class Engine(Protocol):
-    """Text completion over raw prompts. `adapter` selects a LoRA adapter (or served model name) per call."""
+    """Text completion over raw prompts. `adapter` selects a LoRA adapter (or served model name) per call.
+
+    `cache_key` names the prompt cache a call extends (a role binding passes its role): calls with the same key
+    reuse each other's longest common prefix, and a call with another key never evicts it (a batch of one key's
+    prompts from several conversations finds each conversation's cache where the engine has lanes for them).
+    Engines without a prompt cache ignore it.
+    """
 
     name: str
 
     def complete(
-        self, prompts: Sequence[str], params: GenerationParams, *, adapter: str | None = None
+        self,
+        prompts: Sequence[str],
+        params: GenerationParams,
+        *,
+        adapter: str | None = None,
+        cache_key: str | None = None,
     ) -> list[Completion]: ...
 
 
@@ -56,14 +72,33 @@ class EngineError(RuntimeError):
 
 @dataclass
 class CostLedger:
-    """Per-role running totals of prompt tokens, generated tokens, seconds and calls."""
+    """Per-role running totals: calls, prompt tokens (cached + prefilled), generated tokens and seconds."""
 
     totals: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def add(self, role: str, completions: Sequence[Completion]) -> None:
-        t = self.totals.setdefault(role, {"calls": 0, "prompt_tokens": 0, "new_tokens": 0, "seconds": 0.0})
+        t = self.totals.setdefault(role, empty_costs())
         for c in completions:
             t["calls"] += 1
             t["prompt_tokens"] += c.prompt_tokens
+            t["cached_tokens"] += c.cached_tokens
+            t["prefilled_tokens"] += c.prefilled_tokens
             t["new_tokens"] += c.new_tokens
             t["seconds"] += c.seconds
+
+
+COST_FIELDS: tuple[str, ...] = ("calls", "prompt_tokens", "cached_tokens", "prefilled_tokens", "new_tokens", "seconds")
+
+
+def empty_costs() -> dict[str, float]:
+    """One role's zeroed cost record (the fields every cost table shows, in `COST_FIELDS` order)."""
+    return {k: (0.0 if k == "seconds" else 0) for k in COST_FIELDS}
+
+
+def add_costs(into: dict[str, dict[str, float]], costs: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Sum per-role cost records (episodes of a suite, branches of a search) into `into`; returns it."""
+    for role, t in costs.items():
+        acc = into.setdefault(role, empty_costs())
+        for k, v in t.items():
+            acc[k] = acc.get(k, 0) + v
+    return into

@@ -2,8 +2,10 @@
 
 Several adapters sit on one base model (`PeftModel.load_adapter`), and each call activates its role's adapter
 (`set_adapter`) or runs the bare base with adapters disabled, so three roles cost one base model of memory.
-Batches are left-padded. fp32 on CPU (bf16 matrix products run ~300x slower on this CPU), bf16 on CUDA devices
-that support it. A GGUF file is dequantized once and cached as safetensors, so later loads take about a second.
+Batches are left-padded. A lone prompt reuses its role's prefix KV cache (`umi.models.prefix_cache`): only the
+tokens after the longest prefix shared with that role's last prompt are prefilled. fp32 on CPU (bf16 matrix
+products run ~300x slower on this CPU), bf16 on CUDA devices that support it. A GGUF file is dequantized once
+and cached as safetensors, so later loads take about a second.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from umi.models.base import Completion, EngineError, GenerationParams
 from umi.models.embedded import EMBEDDED, GEMMA, cache_root, resolve_gguf
+from umi.models.prefix_cache import PrefixCache
 
 
 def dequantized_dir(gguf: Path) -> Path:
@@ -57,6 +60,7 @@ class TransformersEngine:
         device: str | None = None,
         dtype: str = "auto",
         max_input_tokens: int | None = None,
+        prefix_cache: bool = True,
         role: str = "",
     ) -> None:
         import torch
@@ -66,6 +70,7 @@ class TransformersEngine:
         self.role = role
         self._lock = threading.Lock()
         self.max_input_tokens = max_input_tokens
+        self.prefix_cache = PrefixCache() if prefix_cache else None
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if dtype == "auto":
             use_bf16 = self.device.startswith("cuda") and torch.cuda.is_bf16_supported()
@@ -128,7 +133,19 @@ class TransformersEngine:
 
         return self.model.get_base_model() if isinstance(self.model, PeftModel) else self.model
 
-    def _generate(self, batch: list[str], params: GenerationParams) -> list[Completion]:
+    def _prefix_start(self, key: str | None, enc: dict[str, Any]) -> tuple[Any, int]:
+        """The cache `generate` starts from for a lone prompt under `key`, and how many prompt tokens it covers.
+
+        A fresh `DynamicCache` where nothing is reused, so the prompt's cache can be kept afterwards."""
+        from transformers import DynamicCache
+
+        if self.prefix_cache is None or key is None:
+            return None, 0
+        ids = enc["input_ids"][0].tolist()
+        past, keep = self.prefix_cache.reuse(key, ids)
+        return (past if past is not None else DynamicCache(config=self.base_model().config)), keep
+
+    def _generate(self, batch: list[str], params: GenerationParams, prefix_key: str | None = None) -> list[Completion]:
         import torch
 
         enc = self.tokenizer(
@@ -152,10 +169,15 @@ class TransformersEngine:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if params.stop:
             kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+        past, cached = self._prefix_start(prefix_key if len(batch) == 1 else None, enc)
+        if past is not None:
+            kwargs["past_key_values"] = past
         start = time.perf_counter()
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
         seconds = time.perf_counter() - start
+        if past is not None and self.prefix_cache is not None and prefix_key is not None:
+            self.prefix_cache.store(prefix_key, out[0].tolist(), past)
         width = enc["input_ids"].shape[1]
         results: list[Completion] = []
         for i in range(len(batch)):
@@ -176,12 +198,19 @@ class TransformersEngine:
                     new_tokens=len(new_ids),
                     seconds=seconds / len(batch),
                     finish_reason=finish,
+                    cached_tokens=cached,
                 )
             )
         return results
 
     def complete(
-        self, prompts: Sequence[str], params: GenerationParams, *, adapter: str | None = None, batch_size: int = 8
+        self,
+        prompts: Sequence[str],
+        params: GenerationParams,
+        *,
+        adapter: str | None = None,
+        cache_key: str | None = None,
+        batch_size: int = 8,
     ) -> list[Completion]:
         from peft import PeftModel
 
@@ -190,6 +219,8 @@ class TransformersEngine:
                 f"role {self.role!r}, engine transformers: adapter {adapter!r} is not loaded (loaded: {self.adapters})"
             )
         out: list[Completion] = []
+        # The KV of an adapter differs from the base's: one prefix per (cache key, adapter).
+        prefix_key = f"{cache_key or ''}|{adapter or ''}"
         # One request at a time: the active adapter is model state, so concurrent callers (live evaluation's
         # workers) must not switch it under each other.
         with self._lock:
@@ -198,10 +229,10 @@ class TransformersEngine:
                 if isinstance(self.model, PeftModel):
                     if adapter is None:
                         with self.model.disable_adapter():
-                            out += self._generate(batch, params)
+                            out += self._generate(batch, params, prefix_key)
                         continue
                     self.model.set_adapter(adapter)
-                out += self._generate(batch, params)
+                out += self._generate(batch, params, prefix_key)
         return out
 
 

@@ -12,6 +12,13 @@ LoRA adapters must be GGUF files. Convert a PEFT adapter (what `umi train` write
 base; each request enables only its own (scale 1) and disables the rest, so three roles cost one base model.
 `base_loras` are always on: a GLPFT stage-2 role is its stage-1 adapter plus its own (both LoRA sums on the same
 weights, exactly the merged stage-1 model the role was trained on).
+
+Per-role prompt caches: the server gets one slot per cache key named in `slots` (the roles that share this
+engine: planner, caller, summarizer, backbone), times `n_parallel` lanes, each `n_ctx` tokens long; every request
+is pinned to its key's slot (`id_slot`, see `umi.models.slots`), so a role's cached prompt survives the other
+roles' calls and each call prefills only what is new since that role's last prompt. Slots keep their KV in place
+(`cache_idle_slots` off, no host-RAM prompt cache by default): memory is slots × `n_ctx` × the model's KV bytes per
+token, fixed at load.
 """
 
 from __future__ import annotations
@@ -24,14 +31,37 @@ from typing import Any
 
 from umi.models.base import Completion, EngineError, GenerationParams
 from umi.models.embedded import resolve_gguf
+from umi.models.slots import SlotTable
+
+
+def _python_signal_handlers() -> dict[int, Any]:
+    """SIGINT/SIGTERM handlers as Python has them (only the main thread may set them back)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore_signal_handlers(saved: dict[int, Any]) -> None:
+    """Undo the server's `sigaction(SIGINT/SIGTERM)`: llama.cpp installs its own handlers, which stop only the
+    last-built server, so Ctrl+C no longer raised KeyboardInterrupt and SIGTERM no longer ended the process."""
+    import signal
+
+    for sig, handler in saved.items():
+        if handler is not None:
+            signal.signal(sig, handler)
 
 
 class LlamaCppEngine:
     """Completion over raw prompts with an in-process llama.cpp server (no HTTP hop: `handle_completions`).
 
-    `n_parallel` > 1 gives the server that many slots (each `n_ctx` long, each with its own prompt cache) and runs
-    a batch of prompts concurrently, decoded together; 1 (the default) runs a batch one prompt after another.
-    The same server also listens on loopback HTTP (`listening_address`), for tools that want an endpoint.
+    `slots` names the cache keys (roles) that get slots of their own; `n_parallel` is how many lanes each key has:
+    > 1 runs a batch of prompts (or that many concurrent callers) at once, decoded together, each lane on its own
+    slot; 1 (the default) runs a batch one prompt after another on the key's slot. `n_ctx` is per slot; the server
+    holds `len(slots) × n_parallel` of them. The same server also listens on loopback HTTP
+    (`listening_address`), for tools that want an endpoint.
     """
 
     def __init__(
@@ -44,6 +74,8 @@ class LlamaCppEngine:
         loras: Mapping[str, str | Path] | None = None,
         base_loras: Sequence[str] = (),
         cache_prompt: bool = True,
+        slots: Sequence[str] = (),
+        cache_ram_mib: int = 0,
         verbosity: int = 0,
         role: str = "",
     ) -> None:
@@ -59,11 +91,17 @@ class LlamaCppEngine:
             raise EngineError(f"role {role!r}, engine llama.cpp: {exc}") from None
         self.n_parallel = max(1, n_parallel)
         self.cache_prompt = cache_prompt
+        self.slots = SlotTable(slots, self.n_parallel)
+        self.n_ctx = n_ctx
         self._lora_ids: dict[str, int] = {}
         params = xllamacpp.CommonParams()
         params.model.path = str(self.model_path)
-        params.n_ctx = n_ctx * n_parallel
-        params.n_parallel = n_parallel
+        params.n_ctx = n_ctx * self.slots.total  # llama.cpp splits n_ctx evenly over its slots
+        params.n_parallel = self.slots.total
+        # Keep every slot's KV in place: by default the server saves idle slots to a host-RAM cache (up to 8 GiB)
+        # and clears them on every new task, which costs a copy per call and memory nobody sized.
+        params.cache_idle_slots = False
+        params.cache_ram_mib = cache_ram_mib
         params.cpuparams.n_threads = n_threads or min(4, os.cpu_count() or 1)
         params.cpuparams_batch.n_threads = params.cpuparams.n_threads
         params.warmup = False
@@ -93,11 +131,26 @@ class LlamaCppEngine:
             params.lora_adapters = adapters
             params.lora_init_without_apply = True
         start = time.perf_counter()
+        saved = _python_signal_handlers()
         try:
             self._server = xllamacpp.Server(params)
         except Exception as exc:  # the binding raises plain RuntimeError/ValueError
             raise EngineError(f"role {role!r}, engine llama.cpp: could not load {self.model_path}: {exc}") from exc
+        finally:
+            _restore_signal_handlers(saved)
+        self._wait_for_loop()
         self.load_seconds = time.perf_counter() - start
+
+    def _wait_for_loop(self) -> None:
+        """Return once the server's task loop runs, so `close` can always stop it.
+
+        xllamacpp's `Server()` returns before its thread enters llama.cpp's `start_loop`, and `start_loop` begins by
+        setting `running = true`: a `terminate()` that lands in that gap (closing an engine right after building
+        it, likelier on a loaded machine with many engines' threads) is overwritten, the loop never ends, and the
+        destructor's join waits forever while holding the GIL. A task is only answered from inside the loop, so
+        one answered 1-token request proves the loop is running.
+        """
+        self._server.handle_completions({"prompt": " ", "max_tokens": 1, "cache_prompt": False, "id_slot": 0})
 
     def _lora_field(self, adapter: str | None) -> list[dict[str, Any]] | None:
         if not self._lora_ids:
@@ -115,16 +168,30 @@ class LlamaCppEngine:
         return [{"id": i, "scale": 1.0 if name in on else 0.0} for name, i in self._lora_ids.items()]
 
     def complete(
-        self, prompts: Sequence[str], params: GenerationParams, *, adapter: str | None = None
+        self,
+        prompts: Sequence[str],
+        params: GenerationParams,
+        *,
+        adapter: str | None = None,
+        cache_key: str | None = None,
     ) -> list[Completion]:
         lora = self._lora_field(adapter)
         if self.n_parallel > 1 and len(prompts) > 1:
-            # handle_completions releases the GIL: threads fill the server's slots, which decode as one batch
+            # handle_completions releases the GIL: threads fill the key's lanes, which decode as one batch
             with ThreadPoolExecutor(max_workers=min(self.n_parallel, len(prompts))) as pool:
-                return list(pool.map(lambda p: self._one(p, params, lora), prompts))
-        return [self._one(p, params, lora) for p in prompts]
+                return list(pool.map(lambda p: self._pinned(p, params, lora, cache_key), prompts))
+        return [self._pinned(p, params, lora, cache_key) for p in prompts]
 
-    def _one(self, prompt: str, params: GenerationParams, lora: list[dict[str, Any]] | None) -> Completion:
+    def _pinned(
+        self, prompt: str, params: GenerationParams, lora: list[dict[str, Any]] | None, cache_key: str | None
+    ) -> Completion:
+        """One request on a slot of `cache_key`'s group (the one whose cache best fits `prompt`)."""
+        with self.slots.acquire(cache_key, prompt) as slot:
+            return self._one(prompt, params, lora, slot)
+
+    def _one(
+        self, prompt: str, params: GenerationParams, lora: list[dict[str, Any]] | None, slot: int = -1
+    ) -> Completion:
         request: dict[str, Any] = {
             "prompt": prompt,
             "max_tokens": params.max_new_tokens,
@@ -132,6 +199,7 @@ class LlamaCppEngine:
             "top_p": params.top_p,
             "stop": list(params.stop),
             "cache_prompt": self.cache_prompt,
+            "id_slot": slot,
         }
         if params.temperature > 0 and params.seed is not None:
             request["seed"] = params.seed
@@ -161,6 +229,7 @@ class LlamaCppEngine:
         return str(self._server.listening_address)  # an attribute on xllamacpp.Server
 
     def close(self) -> None:
-        server = getattr(self, "_server", None)
+        """Stop the server and free the model (safe right after building: see `_wait_for_loop`)."""
+        server = self.__dict__.pop("_server", None)
         if server is not None:
-            del self._server
+            del server  # the last reference: xllamacpp's destructor terminates the loop and joins its thread

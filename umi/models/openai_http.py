@@ -5,6 +5,18 @@ model name, so one vLLM server started with `--enable-lora --lora-modules planne
 all three roles: the role's adapter name is sent as the request's `model`. Retries with exponential backoff on
 429 and 5xx (the openai client's own), a timeout per request, bounded concurrency across a batch, and the API key
 read from an environment variable whose *name* is configured — the key itself is never logged or stored.
+
+Per-role prompt caches on a server:
+- llama.cpp's `llama-server`: set `llamacpp_slots = true` in the engine table. Each role is pinned to a slot of
+  its own (`id_slot`, ids in role order: planner, caller, summarizer, backbone, `slot_lanes` each) with
+  `cache_prompt: true`, so planner and caller stop evicting each other. Start the server with `--parallel` ≥
+  roles × lanes, `--ctx-size` = that × the per-slot context, and `--cache-ram 0 --no-cache-idle-slots` to keep
+  each slot's KV in place.
+- vLLM: automatic prefix caching (`--enable-prefix-caching`, on by default in the V1 engine) shares KV blocks by
+  token hash, and blocks computed under one LoRA adapter are only reused by requests for that adapter, so
+  `--enable-lora --lora-modules planner=… caller=…` already keeps one cache per role; nothing is sent per request.
+  Add `--enable-prompt-tokens-details` so responses carry `usage.prompt_tokens_details.cached_tokens`.
+Cached-token counts are read from `usage.prompt_tokens_details.cached_tokens` or llama.cpp's `timings.cache_n`.
 """
 
 from __future__ import annotations
@@ -16,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from umi.models.base import Completion, EngineError, GenerationParams
+from umi.models.slots import SlotTable
 
 
 class OpenAIEngine:
@@ -30,6 +43,9 @@ class OpenAIEngine:
         timeout: float = 120.0,
         max_retries: int = 4,
         concurrency: int = 4,
+        llamacpp_slots: bool = False,
+        slots: Sequence[str] = (),
+        slot_lanes: int = 1,
         role: str = "",
     ) -> None:
         import openai
@@ -39,6 +55,7 @@ class OpenAIEngine:
         self.base_url = base_url
         self.model = model
         self.concurrency = max(1, concurrency)
+        self.slots = SlotTable(slots, slot_lanes) if llamacpp_slots else None
         key = os.environ.get(api_key_env, "") if api_key_env else ""
         if api_key_env and not key:
             raise EngineError(f"role {role!r}, engine openai: environment variable {api_key_env} is not set; export it")
@@ -50,7 +67,16 @@ class OpenAIEngine:
     def __repr__(self) -> str:  # never show the key
         return f"OpenAIEngine(base_url={self.base_url!r}, model={self.model!r})"
 
-    def _one(self, prompt: str, params: GenerationParams, model: str) -> Completion:
+    def _pinned(self, prompt: str, params: GenerationParams, model: str, key: str | None) -> Completion:
+        """One request; on a llama.cpp server, on a slot of `key` (see `umi.models.slots`)."""
+        if self.slots is None:
+            return self._one(prompt, params, model)
+        with self.slots.acquire(key, prompt) as slot:
+            return self._one(prompt, params, model, {"id_slot": slot, "cache_prompt": True})
+
+    def _one(
+        self, prompt: str, params: GenerationParams, model: str, extra: dict[str, Any] | None = None
+    ) -> Completion:
         kwargs: dict[str, Any] = {
             "model": model,
             "prompt": prompt,
@@ -62,6 +88,8 @@ class OpenAIEngine:
             kwargs["stop"] = list(params.stop)[:4]  # the OpenAI API takes at most four
         if params.seed is not None:
             kwargs["seed"] = params.seed
+        if extra:
+            kwargs["extra_body"] = extra
         start = time.perf_counter()
         try:
             resp = self._client.completions.create(**kwargs)
@@ -84,14 +112,30 @@ class OpenAIEngine:
             new_tokens=usage.completion_tokens if usage else 0,
             seconds=seconds,
             finish_reason=finish,
-            cached_tokens=int(getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", 0) or 0),
+            cached_tokens=cached_tokens(resp),
         )
 
     def complete(
-        self, prompts: Sequence[str], params: GenerationParams, *, adapter: str | None = None
+        self,
+        prompts: Sequence[str],
+        params: GenerationParams,
+        *,
+        adapter: str | None = None,
+        cache_key: str | None = None,
     ) -> list[Completion]:
         model = adapter or self.model
         if len(prompts) == 1 or self.concurrency == 1:
-            return [self._one(p, params, model) for p in prompts]
+            return [self._pinned(p, params, model, cache_key) for p in prompts]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(prompts))) as pool:
-            return list(pool.map(lambda p: self._one(p, params, model), prompts))
+            return list(pool.map(lambda p: self._pinned(p, params, model, cache_key), prompts))
+
+
+def cached_tokens(resp: Any) -> int:
+    """Prompt tokens the server served from its cache: the OpenAI field (vLLM, hosted APIs, llama.cpp) or, where
+    only that is returned, llama.cpp's `timings.cache_n`; 0 where the server says nothing."""
+    details = getattr(getattr(resp, "usage", None), "prompt_tokens_details", None)
+    cached = getattr(details, "cached_tokens", None)
+    if cached is None:
+        timings = (getattr(resp, "model_extra", None) or {}).get("timings") or {}
+        cached = timings.get("cache_n") if isinstance(timings, dict) else None
+    return int(cached or 0)

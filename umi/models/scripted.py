@@ -38,7 +38,12 @@ class ScriptedEngine:
             return text
 
     def complete(
-        self, prompts: Sequence[str], params: GenerationParams, *, adapter: str | None = None
+        self,
+        prompts: Sequence[str],
+        params: GenerationParams,
+        *,
+        adapter: str | None = None,
+        cache_key: str | None = None,
     ) -> list[Completion]:
         out: list[Completion] = []
         for prompt in prompts:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from umi.evaluate.live.runner import run_tasks
+from umi.models.base import add_costs
 from umi.models.roles import Roles
 from umi.schema import ToolSpec, Turn
 from umi.tools.base import Executor, Observation, ToolCall
@@ -126,6 +127,7 @@ class TaskResult:
     statuses: list[str] = field(default_factory=list)
     error: str = ""
     seconds: float = 0.0
+    costs: dict[str, dict[str, float]] = field(default_factory=dict)  # per role, summed over the task's turns
 
 
 AgentFactory = Callable[..., Any]  # (specs, executor[, trace_path=]) -> an agent with .run(query, history=)
@@ -154,6 +156,7 @@ def run_task(entry: dict[str, Any], make_agent: AgentFactory, trace_path: Path |
     history: list[Turn] = []
     turns: list[list[str]] = []
     statuses: list[str] = []
+    costs: dict[str, dict[str, float]] = {}
     for turn_index, messages in enumerate(entry["question"]):
         hidden -= set(missed.get(turn_index, []))
         specs = [_to_spec(d) for d in docs if d["name"] not in hidden]
@@ -172,11 +175,12 @@ def run_task(entry: dict[str, Any], make_agent: AgentFactory, trace_path: Path |
                 break
             history = list(episode.history)
             statuses.append(episode.status)
+            add_costs(costs, episode.costs)
         else:
             statuses.append("no user message")
         turns.append(executor.recorded[before:])
     passed, error = check(entry, turns)
-    return TaskResult(entry["id"], passed, turns, statuses, error, time.perf_counter() - start)
+    return TaskResult(entry["id"], passed, turns, statuses, error, time.perf_counter() - start, costs)
 
 
 def check(entry: dict[str, Any], turns: Sequence[Sequence[str]]) -> tuple[bool, str]:

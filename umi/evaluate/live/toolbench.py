@@ -79,14 +79,16 @@ def run_query(
         episode = agent.run(entry["query"])
         status, answer = str(episode.status), episode.answer or ""
         calls = [{"name": c.name, "arguments": c.arguments} for c in episode.calls]
+        costs = episode.costs
     except Exception as exc:  # an engine failure fails this query, not the run
-        status, answer, calls = f"error: {type(exc).__name__}: {exc}", "", []
+        status, answer, calls, costs = f"error: {type(exc).__name__}: {exc}", "", [], {}
     return {
         "query_id": entry.get("query_id"),
         "query": entry["query"],
         "status": status,
         "answer": answer,
         "calls": calls,
+        "costs": costs,  # per role: prompt, cached and prefilled tokens, new tokens, seconds
         "seconds": time.perf_counter() - start,
     }
 

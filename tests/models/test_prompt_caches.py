@@ -1,0 +1,142 @@
+"""Per-role prompt caches: greedy text is the same with and without them, each call of a role prefills only what
+is new since that role's last prompt, and a role's cache survives the other roles' calls (llama.cpp slots,
+transformers prefix KV), including LoRA roles on one llama.cpp base."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from umi.models.base import GenerationParams
+
+GREEDY = GenerationParams(max_new_tokens=6)
+TAILS = {"planner": "\nthe planner thinks:", "caller": "\nthe caller calls:"}
+
+
+def growing_history(steps: int) -> list[tuple[str, str]]:
+    """(role, prompt) pairs: every step the planner then the caller, each prompt the history so far plus the
+    role's instruction after it (the α-UMi layout, where the tail differs per role)."""
+    history = "apis: search, weather. history:"
+    calls = []
+    for k in range(steps):
+        history += f"\nuser: question {k} about the weather\nobservation: the tool answered {k}"
+        calls += [(role, history + TAILS[role]) for role in ("planner", "caller")]
+    return calls
+
+
+def run(engine, calls, adapters=None):  # type: ignore[no-untyped-def]
+    return [engine.complete([p], GREEDY, adapter=(adapters or {}).get(role), cache_key=role)[0] for role, p in calls]
+
+
+def assert_reuse_per_role(outs, calls, tail_tokens: int) -> None:  # type: ignore[no-untyped-def]
+    """A role's first call finds nothing cached (at most a start token); from its second call on, it reuses that
+    role's whole previous prompt but the role's tail (`tail_tokens` bounds the tail plus a merged boundary token),
+    although the other role was called in between."""
+    last: dict[str, int] = {}
+    for (role, _), c in zip(calls, outs, strict=True):
+        if role in last:
+            assert c.cached_tokens >= last[role] - tail_tokens, (role, c.cached_tokens, last[role])
+            assert 0 < c.prefilled_tokens < c.prompt_tokens - c.cached_tokens + 1
+        else:
+            assert c.cached_tokens <= 1, (role, c.cached_tokens)
+        last[role] = c.prompt_tokens
+
+
+def tail_tokens(tokenizer) -> int:  # type: ignore[no-untyped-def]
+    return max(len(tokenizer(t, add_special_tokens=False).input_ids) for t in TAILS.values()) + 2
+
+
+def test_transformers_prefix_cache_same_greedy_text_on_a_tiny_model(tiny_llama: Path) -> None:
+    from umi.models.hf import TransformersEngine
+
+    engine = TransformersEngine(str(tiny_llama), role="test")
+    calls = growing_history(3)
+    cached = run(engine, calls)
+    engine.prefix_cache = None
+    uncached = run(engine, calls)
+    assert [c.text for c in cached] == [c.text for c in uncached]
+    assert all(c.cached_tokens == 0 for c in uncached)
+    assert_reuse_per_role(cached, calls, tail_tokens(engine.tokenizer))
+
+
+def test_transformers_prefix_cache_same_greedy_text_on_the_embedded_model(hf_engine) -> None:
+    calls = growing_history(2)
+    hf_engine.prefix_cache.clear()
+    cached = run(hf_engine, calls)
+    saved, hf_engine.prefix_cache = hf_engine.prefix_cache, None
+    try:
+        uncached = run(hf_engine, calls)
+    finally:
+        hf_engine.prefix_cache = saved
+    assert [c.text for c in cached] == [c.text for c in uncached]
+    assert_reuse_per_role(cached, calls, tail_tokens(hf_engine.tokenizer))
+    # a batch bypasses the cache and still gives each prompt its own greedy text
+    batch = hf_engine.complete([p for _, p in calls[:2]], GREEDY, cache_key="planner")
+    assert [c.text for c in batch] == [c.text for c in uncached[:2]] and all(c.cached_tokens == 0 for c in batch)
+
+
+def test_llamacpp_role_slots_keep_each_roles_cache_across_lora_switches(gguf_loras: dict[str, Path]) -> None:
+    """Planner and caller with different LoRAs on one server: today's single slot cleared the cache on every switch;
+    with one slot per role each call reuses its role's previous prompt, and the text is what no cache gives."""
+    from umi.models.llamacpp import LlamaCppEngine
+
+    engine = LlamaCppEngine(
+        "embedded", n_ctx=1024, loras=gguf_loras, slots=("planner", "caller"), n_threads=2, role="test"
+    )
+    try:
+        assert engine.slots.total == 2
+        adapters = {"planner": "planner", "caller": "caller"}
+        calls = growing_history(3)
+        cached = run(engine, calls, adapters)
+        engine.cache_prompt = False
+        uncached = run(engine, calls, adapters)
+        assert [c.text for c in cached] == [c.text for c in uncached]
+        assert all(c.cached_tokens == 0 for c in uncached)
+        assert_reuse_per_role(cached, calls, 12)  # SmolLM2 writes each tail in ≤ 8 tokens
+        assert sum(c.cached_tokens for c in cached) > sum(c.prefilled_tokens for c in cached) / 2
+    finally:
+        engine.close()
+
+
+def test_llamacpp_batch_lanes_do_not_evict_a_role_slot() -> None:
+    """A batch of planner prompts runs on the planner's lanes; the caller's cached prompt is still there after."""
+    from umi.models.llamacpp import LlamaCppEngine
+
+    engine = LlamaCppEngine("embedded", n_ctx=512, slots=("planner", "caller"), n_parallel=2, n_threads=2)
+    try:
+        assert engine.slots.total == 4 and engine.slots.groups == {"planner": [0, 1], "caller": [2, 3]}
+        prompt = "The caller reads the history: the user asked about the weather in Paris and"
+        engine.complete([prompt], GREEDY, cache_key="caller")
+        batch = engine.complete([f"Planner lane {i} thinks that" for i in range(3)], GREEDY, cache_key="planner")
+        assert len(batch) == 3 and all(c.new_tokens > 0 for c in batch)
+        again = engine.complete([prompt + " then"], GREEDY, cache_key="caller")[0]
+        assert again.cached_tokens >= again.prompt_tokens - 3
+    finally:
+        engine.close()
+
+
+def test_closing_engines_right_after_building_them_does_not_hang() -> None:
+    """xllamacpp's server could miss a terminate sent before its loop started, and its destructor then joined
+    forever (seen when closing an idle engine with other engines alive). Several engines are built and closed at
+    once, with two others alive, in a child process so a regression fails here instead of hanging the suite."""
+    code = textwrap.dedent(
+        """
+        from umi.models.llamacpp import LlamaCppEngine
+        make = lambda: LlamaCppEngine("embedded", n_ctx=256, n_threads=1)
+        alive = [make(), make()]
+        for i in range(4):
+            make().close()
+            print("closed", i, flush=True)
+        for e in alive:
+            e.close()
+        print("all closed", flush=True)
+        """
+    )
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"closing a fresh llama.cpp engine hung; printed so far: {exc.stdout!r}") from None
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines()[-1] == "all closed"

@@ -1,0 +1,67 @@
+"""Role bindings: an engine plus the adapter that makes it planner, caller, summarizer or backbone.
+
+The types only; `umi.models.role_config` reads configurations and `umi.models.build` builds engines from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from umi.models.base import Completion, Engine, GenerationParams
+
+ROLE_NAMES: tuple[str, ...] = ("planner", "caller", "summarizer", "backbone")
+
+
+@dataclass
+class RoleBinding:
+    """An engine plus the adapter (LoRA name, or served model name) that makes it one role.
+
+    `cache_key` (the role's name when built from a configuration) names the role's prompt cache on the engine:
+    calls of one role extend each other's cached prompts and never evict another role's.
+    """
+
+    engine: Engine
+    adapter: str | None = None
+    label: str = ""
+    cache_key: str | None = None
+
+    def complete(self, prompts: Sequence[str], params: GenerationParams) -> list[Completion]:
+        return self.engine.complete(prompts, params, adapter=self.adapter, cache_key=self.cache_key)
+
+
+@dataclass
+class Roles:
+    """The bound roles of one agent. Multi-LLM needs planner, caller and summarizer; single-LLM needs backbone."""
+
+    planner: RoleBinding | None = None
+    caller: RoleBinding | None = None
+    summarizer: RoleBinding | None = None
+    backbone: RoleBinding | None = None
+    family: str = "toolbench"
+    source: str = ""
+    # The prompt budget of the run these roles come from (a `umi.format.PromptBudget` as a dict), opaque here:
+    # the agent and the evaluators render prompts with it. None: unbudgeted (the released checkpoints' bytes).
+    prompt_budget: dict[str, Any] | None = None
+
+    def get(self, role: str) -> RoleBinding:
+        binding = getattr(self, role, None) if role in ROLE_NAMES else None
+        if binding is None:
+            raise ValueError(f"role {role!r} is not bound; bind it in the role configuration (umi models check)")
+        return binding
+
+    def bound(self) -> dict[str, RoleBinding]:
+        return {r: b for r in ROLE_NAMES if (b := getattr(self, r)) is not None}
+
+    @property
+    def is_multi(self) -> bool:
+        return self.planner is not None and self.caller is not None and self.summarizer is not None
+
+    @classmethod
+    def single_engine(cls, engine: Engine, *, family: str = "toolbench") -> Roles:
+        """All four roles on one engine with no adapters (zero-shot, or a multi-task model); each role keeps its
+        own prompt cache on it."""
+        label = getattr(engine, "name", "engine")
+        planner, caller, summarizer, backbone = (RoleBinding(engine, label=label, cache_key=r) for r in ROLE_NAMES)
+        return cls(planner=planner, caller=caller, summarizer=summarizer, backbone=backbone, family=family)

@@ -1,0 +1,71 @@
+"""Which llama.cpp server slot serves which call, so each role keeps its own prompt cache.
+
+llama.cpp's server keeps one cached prompt per slot and clears it when a request's LoRA set differs from the
+slot's last one. Planner and caller alternating on one slot therefore prefill everything on every call. Here every
+cache key (a role binding's role) owns a group of `lanes` slots that no other key uses, so batches and live
+workers never evict another role's prompt. Within a group, a call takes the free slot whose last prompt shares the
+longest prefix with its own (the same conversation one step on), else the least recently used one: a batch of
+several trajectories' steps, or several workers' episodes, each find their own cached history again.
+
+Slot ids are `group * lanes + lane`, in the order the keys were declared; a key nobody declared (a direct engine
+user, `None`) uses the first group.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+
+class SlotTable:
+    """The server's slots, grouped by cache key, with who is using which right now and what each holds."""
+
+    def __init__(self, keys: Sequence[str], lanes: int = 1) -> None:
+        self.keys: list[str] = list(dict.fromkeys(keys)) or [""]
+        self.lanes = max(1, lanes)
+        self.groups: dict[str, list[int]] = {
+            key: [g * self.lanes + j for j in range(self.lanes)] for g, key in enumerate(self.keys)
+        }
+        self._busy: set[int] = set()
+        self._prompt: dict[int, str] = {}  # slot -> the last prompt it served (what its cache holds)
+        self._used: dict[int, int] = {}  # slot -> tick of its last use
+        self._tick = itertools.count(1)
+        self._cond = threading.Condition()
+
+    @property
+    def total(self) -> int:
+        """How many slots the server needs (`n_parallel`)."""
+        return len(self.keys) * self.lanes
+
+    def group_of(self, key: str | None) -> list[int]:
+        return self.groups[key if key in self.groups else self.keys[0]]
+
+    def _best(self, free: list[int], prompt: str) -> int:
+        def shared(slot: int) -> int:
+            return len(os.path.commonprefix([self._prompt.get(slot, ""), prompt]))
+
+        best = max(free, key=shared)
+        if shared(best) > 0:
+            return best
+        return min(free, key=lambda s: self._used.get(s, 0))  # nothing shared: evict the coldest slot
+
+    @contextmanager
+    def acquire(self, key: str | None, prompt: str = "") -> Iterator[int]:
+        """Hold one slot of `key`'s group for a request with `prompt`; waits while every slot of the group is busy."""
+        group = self.group_of(key)
+        with self._cond:
+            while not (free := [s for s in group if s not in self._busy]):
+                self._cond.wait()
+            slot = self._best(free, prompt)
+            self._busy.add(slot)
+            self._prompt[slot] = prompt
+            self._used[slot] = next(self._tick)
+        try:
+            yield slot
+        finally:
+            with self._cond:
+                self._busy.discard(slot)
+                self._cond.notify_all()
