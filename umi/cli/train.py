@@ -43,6 +43,9 @@ def train_command(
     packing: bool = typer.Option(False, "--packing", help="Pack rows into max-length sequences (block-diagonal)."),
     compat: bool = typer.Option(False, "--compat", help="Prefix inputs with the reference's 'system: '."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last checkpoints."),
+    threads: int | None = typer.Option(
+        None, "--threads", help="Torch threads per process (1 per process is fastest on small shared CPUs)."
+    ),
 ) -> None:
     """Train a recipe; writes RUN_DIR/manifest.json for `umi.models` to load the roles."""
     from umi.data.io import DataError
@@ -56,7 +59,12 @@ def train_command(
     if not data.is_dir():
         fail(f"{data}: not a folder; build one with `umi data build TRAJECTORIES --out {data}`")
     overrides: dict[str, object] = {"packing": packing, "compat": compat}
-    for key, value in (("grad_accum", grad_accum), ("micro_batch", micro_batch), ("max_length", max_length)):
+    for key, value in (
+        ("grad_accum", grad_accum),
+        ("micro_batch", micro_batch),
+        ("max_length", max_length),
+        ("threads", threads),
+    ):
         if value is not None:
             overrides[key] = value
     try:
