@@ -27,6 +27,8 @@ class TraceRecord(BaseModel):
     prompt_tokens: int = 0
     new_tokens: int = 0
     seconds: float = 0.0
+    #: Whether the engine enforced the role's grammar on this model call (None for tool calls).
+    constrained: bool | None = None
     time: float = Field(default_factory=time.time)
 
 

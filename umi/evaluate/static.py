@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from umi.data.io import load_trajectories
@@ -29,8 +29,9 @@ from umi.format import (
     step_text,
     summarizer_prompt,
 )
-from umi.models.base import GenerationParams
-from umi.models.roles import Roles
+from umi.format.grammar import role_grammar
+from umi.models.base import Completion, EngineError, GenerationParams
+from umi.models.roles import RoleBinding, Roles
 from umi.schema import Step, Turn
 
 Progress = Callable[[int, int], None]  # (done now, total)
@@ -71,16 +72,63 @@ class StaticRun:
     skipped: int
 
 
-def predict_multi(roles: Roles, steps: Sequence[Step], params: GenerationParams) -> list[str]:
-    """Predictions for a batch of steps with planner, caller and summarizer."""
+def complete_constrained(
+    role: str,
+    binding: RoleBinding,
+    prompts: Sequence[str],
+    steps: Sequence[Step],
+    params: GenerationParams,
+    *,
+    family: str,
+    constrain: bool,
+) -> list[Completion]:
+    """`binding.complete` with each step's role grammar when `constrain` (and the role allows it): prompts that
+    share a grammar (the same tools) go to the engine together, results come back in order."""
+    if not (constrain and binding.constrain):
+        return binding.complete(prompts, params)
+    groups: dict[str, list[int]] = {}
+    for i, s in enumerate(steps):
+        groups.setdefault(role_grammar(role, s.tools, family), []).append(i)
+    out: dict[int, Completion] = {}
+    for grammar, idx in groups.items():
+        done = binding.complete([prompts[i] for i in idx], replace(params, grammar=grammar))
+        for i, c in zip(idx, done, strict=True):
+            if not c.constrained:
+                raise EngineError(
+                    f"role {role!r}, engine {getattr(binding.engine, 'name', '?')}: does not enforce grammars; "
+                    "use llama.cpp, transformers or an openai server with structured outputs, or --no-constrain"
+                )
+            out[i] = c
+    return [out[i] for i in range(len(prompts))]
+
+
+def predict_multi(
+    roles: Roles,
+    steps: Sequence[Step],
+    params: GenerationParams,
+    *,
+    constrain: bool = False,
+    details: list[dict[str, object]] | None = None,
+) -> list[str]:
+    """Predictions for a batch of steps with planner, caller and summarizer. `details` (if given) gets one
+    record per step: whether the planner wrote a marker and which roles ran constrained."""
     family = roles.family
-    planner_out = roles.get("planner").complete(
-        [planner_prompt(s.tools, s.history, family=family) for s in steps], params
+    planner = roles.get("planner")
+    planner_out = complete_constrained(
+        "planner",
+        planner,
+        [planner_prompt(s.tools, s.history, family=family) for s in steps],
+        steps,
+        params,
+        family=family,
+        constrain=constrain,
     )
     thoughts: list[str] = []
     routes: list[str] = []
+    markers: list[bool] = []
     for c in planner_out:
         p = parse_planner(c.text)
+        markers.append(p.has_marker)
         # The reference's post-processing: an empty, "." or "," output becomes "none" (leading ": " is already cut).
         thoughts.append("none" if p.empty else (p.thought if p.has_marker else p.raw))
         routes.append(p.route)
@@ -92,19 +140,52 @@ def predict_multi(roles: Roles, steps: Sequence[Step], params: GenerationParams)
             caller_prompt(steps[i].tools, [*steps[i].history, _assistant(thoughts[i])], thoughts[i], family=family)
             for i in call_idx
         ]
-        for i, c in zip(call_idx, roles.get("caller").complete(prompts, params), strict=True):
+        called = complete_constrained(
+            "caller",
+            roles.get("caller"),
+            prompts,
+            [steps[i] for i in call_idx],
+            params,
+            family=family,
+            constrain=constrain,
+        )
+        for i, c in zip(call_idx, called, strict=True):
             outputs[i] = c.text.strip()
     if sum_idx:
         prompts = [summarizer_prompt([*steps[i].history, _assistant(thoughts[i])], family=family) for i in sum_idx]
-        for i, c in zip(sum_idx, roles.get("summarizer").complete(prompts, params), strict=True):
+        summed = complete_constrained(
+            "summarizer",
+            roles.get("summarizer"),
+            prompts,
+            [steps[i] for i in sum_idx],
+            params,
+            family=family,
+            constrain=constrain,
+        )
+        for i, c in zip(sum_idx, summed, strict=True):
             outputs[i] = c.text.strip()
+    if details is not None:
+        for i, c in enumerate(planner_out):
+            details.append({"planner_marker": markers[i], "constrained": c.constrained})
     return [step_text(thoughts[i], outputs.get(i), routes[i]) for i in range(len(steps))]  # type: ignore[arg-type]
 
 
-def predict_single(roles: Roles, steps: Sequence[Step], params: GenerationParams) -> list[str]:
+def predict_single(
+    roles: Roles,
+    steps: Sequence[Step],
+    params: GenerationParams,
+    *,
+    constrain: bool = False,
+    details: list[dict[str, object]] | None = None,
+) -> list[str]:
     """Predictions of a single backbone model, mapped into the same reference layout."""
     family = roles.family
-    outs = roles.get("backbone").complete([backbone_prompt(s.tools, s.history, family=family) for s in steps], params)
+    prompts = [backbone_prompt(s.tools, s.history, family=family) for s in steps]
+    outs = complete_constrained(
+        "backbone", roles.get("backbone"), prompts, steps, params, family=family, constrain=constrain
+    )
+    if details is not None:
+        details.extend({"constrained": c.constrained} for c in outs)
     preds: list[str] = []
     for c in outs:
         b = parse_backbone(c.text)
@@ -179,11 +260,13 @@ def run_static(
     max_new_tokens: int = 512,
     on_progress: Progress | None = None,
     roles_source: str = "",
+    constrain: bool = False,
 ) -> StaticRun:
     """Predict every (remaining) step and append to `out_dir/predictions.jsonl`.
 
     `keys` (a subset file) or `limit` choose the steps; what is already in the file is skipped, so the same
-    command run again after a crash finishes the job without repeating (or duplicating) a step.
+    command run again after a crash finishes the job without repeating (or duplicating) a step. `constrain`
+    gives every role its grammar (`umi.format.grammar`); each row records whether it ran constrained.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -207,6 +290,7 @@ def run_static(
                 "subset": None if keys is None else len(keys),
                 "batch_size": batch_size,
                 "max_new_tokens": max_new_tokens,
+                "constrain": constrain,
                 "steps": len(steps),
             },
             indent=2,
@@ -231,8 +315,10 @@ def run_static(
     with pred_path.open("a", encoding="utf-8") as f:
         for i in range(0, len(todo), batch_size):
             batch = todo[i : i + batch_size]
-            for s, pred in zip(batch, predict(roles, batch, params), strict=True):
-                row = {"traj": s.traj, "step": s.step, "reference": reference_text(s), "prediction": pred}
+            details: list[dict[str, object]] = []
+            preds = predict(roles, batch, params, constrain=constrain, details=details)
+            for s, pred, extra in zip(batch, preds, details, strict=True):
+                row = {"traj": s.traj, "step": s.step, "reference": reference_text(s), "prediction": pred, **extra}
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
             f.flush()
             finished += len(batch)

@@ -28,6 +28,7 @@ from umi.format.grammar_lark import (
     LLGUIDANCE_HEADER,
     ArgSpec,
     Bounds,
+    at_most,
     free_text_rules,
     literal,
     object_rules,
@@ -151,7 +152,8 @@ def _backbone_cached(key: ToolKey, family: str, bounds: Bounds) -> str:
             f"tail{depth - 1}: {head} api | {concl} answer",
             *mores,
             *free_text_rules("thought", bounds.thought_words, forbidden, bounds),
-            f"answer: answer_word (ANSWER_SPACE answer_word)~0..{bounds.answer_words} ANSWER_SPACE?",
+            "answer: answer_word answer_more ANSWER_SPACE?",
+            *at_most("answer_more", "ANSWER_SPACE answer_word", bounds.answer_words),
             *free_text_rules("answer", bounds.answer_words, FORBIDDEN_IN_TEXT, bounds, bounds.answer_word_tokens)[1:],
             *_api_alternatives(key, bounds),
             value_tokens(bounds),
@@ -169,7 +171,8 @@ def summarizer_grammar(bounds: Bounds = DEFAULT_BOUNDS) -> str:
     """A bounded answer: words (at least one) that never write end-of-turn text."""
     return LLGUIDANCE_HEADER + "\n".join(
         [
-            f"start: answer_word (ANSWER_SPACE answer_word)~0..{bounds.answer_words} ANSWER_SPACE?",
+            "start: answer_word answer_more ANSWER_SPACE?",
+            *at_most("answer_more", "ANSWER_SPACE answer_word", bounds.answer_words),
             *free_text_rules("answer", bounds.answer_words, FORBIDDEN_IN_TEXT, bounds, bounds.answer_word_tokens)[1:],
         ]
     )

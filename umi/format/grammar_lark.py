@@ -71,6 +71,17 @@ def regex_escape_char(ch: str) -> str:
 _STRING_EXCLUDED = regex_escape_char(END_OF_TURN[0])
 
 
+def at_most(name: str, item: str, n: int) -> list[str]:
+    """Rules `name` = `item` repeated 0..n times, spelled out (`name_k: (item name_{k-1})?`): the llguidance
+    inside llama.cpp (xllamacpp) does not read Lark's `~0..n` and, failing to parse, generates unconstrained."""
+    if n <= 0:
+        return [f'{name}: ""']
+    rules = [f"{name}: {name}_{n}"]
+    rules += [f"{name}_{k}: ({item} {name}_{k - 1})?" for k in range(n, 1, -1)]
+    rules.append(f"{name}_1: ({item})?")
+    return rules
+
+
 def literal(text: str) -> str:
     """A Lark string literal (JSON escapes, which llguidance's Lark reads)."""
     return json.dumps(text, ensure_ascii=False)
@@ -95,7 +106,8 @@ def free_text_rules(
     token = name.upper()
     in_words = tuple(p.strip() for p in forbidden)  # a word has no whitespace: `Next: ` cannot start in one
     return [
-        f"{name}: {token}_SPACE? ({name}_word {token}_SPACE)~0..{words}",
+        f"{name}: {token}_SPACE? {name}_words",
+        *at_most(f"{name}_words", f"{name}_word {token}_SPACE", words),
         f"{name}_word[max_tokens={word_tokens or bounds.word_tokens}]: {token}_WORD",
         f"{token}_WORD: /[^ \\t\\n]+/ & ~{contains_any(in_words)}",
         f"{token}_SPACE: /[ \\t\\n]{{1,{bounds.whitespace}}}/",
@@ -121,8 +133,10 @@ def value_tokens(bounds: Bounds) -> str:
             'boolean: "true" | "false"',
             'null: "null"',
             "scalar: STRING | NUMBER | boolean | null",
-            f'array: "[]" | "[" scalar ("," WS? scalar)~0..{bounds.array_items - 1} "]"',
-            f'free_object: "{{}}" | "{{" WS? free_pair ("," WS? free_pair)~0..{bounds.free_pairs - 1} WS? "}}"',
+            'array: "[]" | "[" scalar array_more "]"',
+            *at_most("array_more", '"," WS? scalar', bounds.array_items - 1),
+            'free_object: "{}" | "{" WS? free_pair free_more WS? "}"',
+            *at_most("free_more", '"," WS? free_pair', bounds.free_pairs - 1),
             'free_pair: FREE_KEY ": " (scalar | array)',
         ]
     )
@@ -172,8 +186,9 @@ def object_rules(name: str, args: list[ArgSpec] | None, bounds: Bounds) -> list[
     pairs = [f"{literal(json.dumps(a.name, ensure_ascii=False) + ': ')} ({value_rule(a)})" for a in args]
     if not any(a.required for a in args):
         return [
-            f'{name}: "{{}}" | "{{" WS? {name}_pair ("," WS? {name}_pair)~0..{len(args) - 1} WS? "}}"',
+            f'{name}: "{{}}" | "{{" WS? {name}_pair {name}_more WS? "}}"',
             f"{name}_pair: " + " | ".join(pairs),
+            *at_most(f"{name}_more", f'"," WS? {name}_pair', len(args) - 1),
         ]
     # Ordered: first_i = nothing written yet from parameter i on; rest_i = something already written.
     rules = [f'{name}: "{{" WS? {name}_first0 WS? "}}"']

@@ -152,6 +152,8 @@ class TransformersEngine:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if params.stop:
             kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+        if params.grammar is not None:
+            kwargs["logits_processor"] = self._grammar_masks(params.grammar, len(batch), enc["input_ids"].shape[1])
         start = time.perf_counter()
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
@@ -176,9 +178,22 @@ class TransformersEngine:
                     new_tokens=len(new_ids),
                     seconds=seconds / len(batch),
                     finish_reason=finish,
+                    constrained=params.grammar is not None,
                 )
             )
         return results
+
+    def _grammar_masks(self, grammar: str, batch: int, prompt_width: int) -> Any:
+        """The llguidance mask processor for one batch (`umi.models.hf_grammar`); the tokenizer is wrapped once."""
+        from transformers import LogitsProcessorList
+
+        from umi.models.hf_grammar import GrammarCompiler
+
+        compiler = getattr(self, "_grammar_compiler", None)
+        if compiler is None:
+            vocab = int(self.model.get_output_embeddings().weight.shape[0])
+            compiler = self._grammar_compiler = GrammarCompiler(self.tokenizer, vocab, role=self.role)
+        return LogitsProcessorList([compiler.processor(grammar, batch, prompt_width)])
 
     def complete(
         self, prompts: Sequence[str], params: GenerationParams, *, adapter: str | None = None, batch_size: int = 8

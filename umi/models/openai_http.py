@@ -5,6 +5,11 @@ model name, so one vLLM server started with `--enable-lora --lora-modules planne
 all three roles: the role's adapter name is sent as the request's `model`. Retries with exponential backoff on
 429 and 5xx (the openai client's own), a timeout per request, bounded concurrency across a batch, and the API key
 read from an environment variable whose *name* is configured — the key itself is never logged or stored.
+
+Grammars (`GenerationParams.grammar`, llguidance text) go in the field the server reads, set by `grammar_field`:
+`structured_outputs` (vLLM ≥ 0.12: `{"structured_outputs": {"grammar": …}}`; start it with
+`--structured-outputs-config.backend guidance`) or `grammar` (llama.cpp's server). A server that rejects the
+field answers 400, which becomes one error naming the role, the engine and the fix.
 """
 
 from __future__ import annotations
@@ -16,6 +21,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from umi.models.base import Completion, EngineError, GenerationParams
+
+GRAMMAR_FIELDS: tuple[str, ...] = ("structured_outputs", "grammar")
+
+
+def grammar_body(field: str, grammar: str) -> dict[str, Any]:
+    """The request's extra body carrying `grammar` in the field the server reads (see the module docstring)."""
+    if field == "structured_outputs":
+        return {"structured_outputs": {"grammar": grammar}}
+    return {"grammar": grammar}
 
 
 class OpenAIEngine:
@@ -30,6 +44,7 @@ class OpenAIEngine:
         timeout: float = 120.0,
         max_retries: int = 4,
         concurrency: int = 4,
+        grammar_field: str = "structured_outputs",
         role: str = "",
     ) -> None:
         import openai
@@ -39,6 +54,11 @@ class OpenAIEngine:
         self.base_url = base_url
         self.model = model
         self.concurrency = max(1, concurrency)
+        if grammar_field not in GRAMMAR_FIELDS:
+            raise EngineError(
+                f"role {role!r}, engine openai: grammar_field {grammar_field!r} is not one of {list(GRAMMAR_FIELDS)}"
+            )
+        self.grammar_field = grammar_field
         key = os.environ.get(api_key_env, "") if api_key_env else ""
         if api_key_env and not key:
             raise EngineError(f"role {role!r}, engine openai: environment variable {api_key_env} is not set; export it")
@@ -46,9 +66,16 @@ class OpenAIEngine:
             base_url=base_url, api_key=key or "not-needed", timeout=timeout, max_retries=max_retries
         )
         self._errors = (openai.APIConnectionError, openai.APIStatusError, openai.APITimeoutError)
+        self._bad_request = openai.BadRequestError
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAIEngine(base_url={self.base_url!r}, model={self.model!r})"
+
+    def _failed(self, exc: Exception) -> EngineError:
+        return EngineError(
+            f"role {self.role!r}, engine openai: {self.base_url} failed ({type(exc).__name__}: {exc}); "
+            "check that the server is running and the URL and model name are right"
+        )
 
     def _one(self, prompt: str, params: GenerationParams, model: str) -> Completion:
         kwargs: dict[str, Any] = {
@@ -62,14 +89,23 @@ class OpenAIEngine:
             kwargs["stop"] = list(params.stop)[:4]  # the OpenAI API takes at most four
         if params.seed is not None:
             kwargs["seed"] = params.seed
+        if params.grammar is not None:
+            kwargs["extra_body"] = grammar_body(self.grammar_field, params.grammar)
         start = time.perf_counter()
         try:
             resp = self._client.completions.create(**kwargs)
-        except self._errors as exc:
+        except self._bad_request as exc:
+            if params.grammar is None:
+                raise EngineError(
+                    f"role {self.role!r}, engine openai: {self.base_url} refused the request ({exc})"
+                ) from None
             raise EngineError(
-                f"role {self.role!r}, engine openai: {self.base_url} failed ({type(exc).__name__}: {exc}); "
-                "check that the server is running and the URL and model name are right"
+                f"role {self.role!r}, engine openai: {self.base_url} rejected the grammar in `{self.grammar_field}` "
+                f"({str(exc)[:200]}); start vLLM with --structured-outputs-config.backend guidance, set "
+                'grammar_field = "grammar" for a llama.cpp server, or set constrain = false for this role'
             ) from None
+        except self._errors as exc:
+            raise self._failed(exc) from None
         seconds = time.perf_counter() - start
         choice = resp.choices[0]
         usage = resp.usage
@@ -85,6 +121,7 @@ class OpenAIEngine:
             seconds=seconds,
             finish_reason=finish,
             cached_tokens=int(getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", 0) or 0),
+            constrained=params.grammar is not None,
         )
 
     def complete(

@@ -42,6 +42,8 @@ class RoleBinding:
     engine: Engine
     adapter: str | None = None
     label: str = ""
+    #: False when the role configuration says `constrain = false`: this role always generates unconstrained.
+    constrain: bool = True
 
     def complete(self, prompts: Sequence[str], params: GenerationParams) -> list[Completion]:
         return self.engine.complete(prompts, params, adapter=self.adapter)
@@ -171,7 +173,10 @@ def roles_from_config(config: dict[str, Any], *, root: Path | None = None, sourc
         key = key_of[engine_name]
         if key not in built:
             built[key] = build_engine(dict(groups[key]), role="/".join(users[key]), root=root)
-        setattr(roles, role, RoleBinding(built[key], adapter=spec.get("adapter"), label=f"{engine_name}"))
+        binding = RoleBinding(
+            built[key], adapter=spec.get("adapter"), label=f"{engine_name}", constrain=bool(spec.get("constrain", True))
+        )
+        setattr(roles, role, binding)
     return roles
 
 
