@@ -206,7 +206,17 @@ def test_cli_static_with_scripted_roles_and_subset(
     sub = tmp_path / "subset.json"
     res = runner.invoke(app, ["eval", "subset", "--data", str(ood_path), "--n", "6", "--seed", "1", "--out", str(sub)])
     assert res.exit_code == 0, res.output
-    args = ["eval", "static", "--data", str(ood_path), "--roles", "x.toml", "--out", str(tmp_path / "run")]
+    args = [
+        "eval",
+        "static",
+        "--data",
+        str(ood_path),
+        "--roles",
+        "x.toml",
+        "--out",
+        str(tmp_path / "run"),
+        "--no-constrain",
+    ]
     res = runner.invoke(app, [*args, "--steps", str(sub), "--batch-size", "2"])
     assert res.exit_code == 0, res.output
     assert len(read_predictions(str(tmp_path / "run" / "predictions.jsonl"))) == 6

@@ -111,3 +111,57 @@ def gguf_loras(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two random GGUF LoRAs (planner, caller) for the embedded base."""
     root = tmp_path_factory.mktemp("gguf-loras")
     return {role: write_gguf_lora(root / f"{role}.gguf", seed) for seed, role in enumerate(("planner", "caller"), 1)}
+
+
+def write_tiny_gguf(path: Path, *, seed: int = 0, n_embd: int = 64, n_layers: int = 2, n_ff: int = 128) -> Path:
+    """A randomly initialised 2-layer Llama GGUF with the embedded model's real tokenizer (every `tokenizer.*`
+    field copied): the llama.cpp twin of the tiny transformers model, a few MB, real architecture."""
+    import gguf
+    import numpy as np
+
+    from umi.models.embedded import embedded_gguf
+
+    reader = gguf.GGUFReader(str(embedded_gguf()))
+    vocab = int(reader.fields["llama.vocab_size"].contents())
+    heads = 4
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_context_length(4096)
+    writer.add_embedding_length(n_embd)
+    writer.add_block_count(n_layers)
+    writer.add_feed_forward_length(n_ff)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(heads)
+    writer.add_rope_dimension_count(n_embd // heads)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_vocab_size(vocab)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    for name, field in reader.fields.items():
+        if name.startswith("tokenizer."):
+            kinds = field.types
+            sub = kinds[1] if kinds[0] == gguf.GGUFValueType.ARRAY else None
+            writer.add_key_value(name, field.contents(), kinds[0], sub_type=sub)
+    rng = np.random.default_rng(seed)
+
+    def w(*shape: int) -> np.ndarray:
+        return rng.normal(0, 0.5, shape).astype(np.float32)
+
+    writer.add_tensor("token_embd.weight", w(vocab, n_embd))
+    writer.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
+    for i in range(n_layers):
+        writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        for part in ("q", "k", "v", "output"):
+            writer.add_tensor(f"blk.{i}.attn_{part}.weight", w(n_embd, n_embd))
+        writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        writer.add_tensor(f"blk.{i}.ffn_gate.weight", w(n_ff, n_embd))
+        writer.add_tensor(f"blk.{i}.ffn_up.weight", w(n_ff, n_embd))
+        writer.add_tensor(f"blk.{i}.ffn_down.weight", w(n_embd, n_ff))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_gguf(tmp_path_factory.mktemp("gguf") / "tiny-llama.gguf")

@@ -16,6 +16,7 @@ import json
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,8 @@ from umi.format import (
     summarizer_prompt,
     to_tool_doc,
 )
-from umi.models.base import Completion, CostLedger, GenerationParams
+from umi.format.grammar import role_grammar
+from umi.models.base import Completion, CostLedger, EngineError, GenerationParams
 from umi.models.roles import RoleBinding, Roles
 from umi.schema import ToolDoc, ToolSpec, Turn
 from umi.tools.base import DEFAULT_MAX_OBSERVATION, Executor, Observation, ToolCall
@@ -63,6 +65,7 @@ class AgentBase:
         on_event: EventHandler | None = None,
         repeat_limit: int = 2,
         budget: PromptBudget | None = None,
+        constrain: bool = False,
     ) -> None:
         self.roles = roles
         # The prompt budget: given here, or the one the roles were trained with (their manifest's). Under a budget
@@ -81,10 +84,26 @@ class AgentBase:
         self.trace_path = trace_path
         self.on_event = on_event
         self.repeat_limit = repeat_limit
+        #: Give every role its grammar (`umi.format.grammar`, built once per tool set); a role bound with
+        #: `constrain = false` opts out. The CLI turns this on by default.
+        self.constrain = constrain
 
     # -- shared helpers ---------------------------------------------------------------------------------------
+    def _params(self, role: str, binding: RoleBinding) -> GenerationParams:
+        """The generation parameters of one role call: the agent's, plus the role's grammar when constrained."""
+        if not (self.constrain and binding.constrain):
+            return self.params
+        return replace(self.params, grammar=role_grammar(role, self.tools, self.roles.family))
+
     def _generate(self, role: str, binding: RoleBinding, prompt: str, ledger: CostLedger) -> Completion:
-        completion = binding.complete([prompt], self.params)[0]
+        params = self._params(role, binding)
+        completion = binding.complete([prompt], params)[0]
+        if params.grammar is not None and not completion.constrained:
+            raise EngineError(
+                f"role {role!r}, engine {getattr(binding.engine, 'name', '?')}: does not enforce grammars; use "
+                "llama.cpp, transformers or an openai server with structured outputs, set constrain = false for "
+                "the role, or pass --no-constrain"
+            )
         ledger.add(role, [completion])
         return completion
 
@@ -113,6 +132,7 @@ class AgentBase:
                 prefilled_tokens=c.prefilled_tokens,
                 new_tokens=c.new_tokens,
                 seconds=c.seconds,
+                constrained=c.constrained,
             )
         )
 

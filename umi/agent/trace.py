@@ -29,6 +29,8 @@ class TraceRecord(BaseModel):
     prefilled_tokens: int = 0  # of prompt_tokens, computed by this call
     new_tokens: int = 0
     seconds: float = 0.0
+    #: Whether the engine enforced the role's grammar on this model call (None for tool calls).
+    constrained: bool | None = None
     time: float = Field(default_factory=time.time)
 
 

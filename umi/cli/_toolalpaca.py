@@ -26,6 +26,7 @@ def run_toolalpaca_cli(
     simulator: str | None,
     data_dir: Path | None,
     as_json: bool,
+    constrain: bool = True,
 ) -> None:
     """Load the set, seed the replay cache (simulated), run every selected instruction, score, write the report."""
     from umi.data import DataError
@@ -72,7 +73,12 @@ def run_toolalpaca_cli(
 
         model_sim = role_simulator(sim_roles)
     make = agent_factory(
-        toolalpaca_roles(bound), single=single, dfsdt=dfsdt, max_steps=max_steps, max_new_tokens=max_new_tokens
+        toolalpaca_roles(bound),
+        single=single,
+        dfsdt=dfsdt,
+        max_steps=max_steps,
+        max_new_tokens=max_new_tokens,
+        constrain=constrain,
     )
     with task_bar(suite) as bar:
         progress = bar.add_task("tasks", total=len(tasks))

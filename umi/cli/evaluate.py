@@ -42,6 +42,9 @@ def static(
     ),
     batch_size: int = typer.Option(8, "--batch-size"),
     max_new_tokens: int = typer.Option(512, "--max-new-tokens"),
+    constrain: bool = typer.Option(
+        True, "--constrain/--no-constrain", help="Role grammars (umi.format.grammar) on every model call."
+    ),
 ) -> None:
     """Teacher-forced predictions for every planner step (resumes where a previous run stopped)."""
     from umi.data import DataError
@@ -91,6 +94,7 @@ def static(
                 max_new_tokens=max_new_tokens,
                 on_progress=progress,
                 roles_source=roles or "embedded",
+                constrain=constrain,
             )
     except (DataError, EngineError, ValueError) as exc:
         fail(str(exc))
@@ -234,6 +238,9 @@ def live(
     ),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="toolalpaca: the ToolAlpaca data folder."),
     as_json: bool = typer.Option(False, "--json", help="Also print the summary as JSON (last line)."),
+    constrain: bool = typer.Option(
+        True, "--constrain/--no-constrain", help="Role grammars (umi.format.grammar) on every model call."
+    ),
 ) -> None:
     """Whole tasks against executable tools, scored by the suite's own checker (BFCL) or SoPR (StableToolBench).
 
@@ -273,9 +280,12 @@ def live(
             simulator=simulator,
             data_dir=data_dir,
             as_json=as_json,
+            constrain=constrain,
         )
         return
-    make = agent_factory(bound, single=single, dfsdt=dfsdt, max_steps=max_steps, max_new_tokens=max_new_tokens)
+    make = agent_factory(
+        bound, single=single, dfsdt=dfsdt, max_steps=max_steps, max_new_tokens=max_new_tokens, constrain=constrain
+    )
     system = ("single-LLM" if single else "α-UMi multi-LLM") + (" + DFSDT" if dfsdt else "")
     system += f" ({roles or 'embedded default'})"
 

@@ -61,6 +61,9 @@ def register(app: typer.Typer) -> None:
         max_new_tokens: int = typer.Option(256, "--max-new-tokens"),
         trace: Path | None = typer.Option(None, "--trace", help="Write every step as JSONL here."),
         as_json: bool = typer.Option(False, "--json"),
+        constrain: bool = typer.Option(
+            True, "--constrain/--no-constrain", help="Role grammars (umi.format.grammar) on every model call."
+        ),
     ) -> None:
         """Run the agent on one query, showing each role's output live, then the answer and the cost table."""
         from umi.tools import ReplayCache, ToolBenchServerExecutor, load_tools
@@ -87,6 +90,7 @@ def register(app: typer.Typer) -> None:
             max_steps=max_steps,
             max_new_tokens=max_new_tokens,
             trace_path=trace,
+            constrain=constrain,
         )
         episode = agent.run(query)
         console.print(
@@ -106,6 +110,9 @@ def register(app: typer.Typer) -> None:
         max_steps: int = typer.Option(4, "--max-steps"),
         max_new_tokens: int = typer.Option(128, "--max-new-tokens"),
         trace_dir: Path | None = typer.Option(None, "--trace-dir"),
+        constrain: bool = typer.Option(
+            True, "--constrain/--no-constrain", help="Role grammars (umi.format.grammar) on every model call."
+        ),
     ) -> None:
         """The α-UMi announcement's two scenarios, offline: music discovery, and a broken video API."""
         from umi.demo import SCENARIOS, build_scenario, scripted_roles
@@ -122,6 +129,14 @@ def register(app: typer.Typer) -> None:
                 else "a 135M model zero-shot does not follow the tool format"
             )
             console.print(f"[bold]roles:[/] {src}  ({why}; `umi demo --scripted` plays the recorded script)")
+            console.print(
+                "[bold]constraint:[/] "
+                + (
+                    "llguidance role grammars (planner marker, caller: exact API names and per-API arguments)"
+                    if constrain
+                    else "none (--no-constrain)"
+                )
+            )
         for name in names:
             try:
                 s = build_scenario(name)
@@ -141,6 +156,7 @@ def register(app: typer.Typer) -> None:
                 max_steps=6 if scripted else max_steps,
                 max_new_tokens=max_new_tokens,
                 trace_path=(trace_dir / f"{name}.jsonl") if trace_dir else None,
+                constrain=constrain and not scripted,  # a recorded script is text, not a model to constrain
             )
             episode = agent.run(s.query)
             console.print(

@@ -19,13 +19,14 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from umi.data.io import load_trajectories
 from umi.data.rows import iter_steps
 from umi.format import (
     END_OF_TURN,
+    PromptBudget,
     backbone_prompt,
     caller_prompt,
     caller_text,
@@ -36,8 +37,9 @@ from umi.format import (
     step_text,
     summarizer_prompt,
 )
-from umi.models.base import CostLedger, GenerationParams, add_costs
-from umi.models.binding import Roles
+from umi.format.grammar import role_grammar
+from umi.models.base import Completion, CostLedger, EngineError, GenerationParams, add_costs
+from umi.models.binding import RoleBinding, Roles
 from umi.schema import Step, Turn
 
 Progress = Callable[[int, int], None]  # (done now, total)
@@ -79,20 +81,68 @@ class StaticRun:
     costs: dict[str, dict[str, float]] | None = None  # per role, summed over every run into this folder
 
 
+def complete_constrained(
+    role: str,
+    binding: RoleBinding,
+    prompts: Sequence[str],
+    steps: Sequence[Step],
+    params: GenerationParams,
+    *,
+    family: str,
+    constrain: bool,
+) -> list[Completion]:
+    """`binding.complete` with each step's role grammar when `constrain` (and the role allows it): prompts that
+    share a grammar (the same tools) go to the engine together, results come back in order."""
+    if not (constrain and binding.constrain):
+        return binding.complete(prompts, params)
+    groups: dict[str, list[int]] = {}
+    for i, s in enumerate(steps):
+        groups.setdefault(role_grammar(role, s.tools, family), []).append(i)
+    out: dict[int, Completion] = {}
+    for grammar, idx in groups.items():
+        done = binding.complete([prompts[i] for i in idx], replace(params, grammar=grammar))
+        for i, c in zip(idx, done, strict=True):
+            if not c.constrained:
+                raise EngineError(
+                    f"role {role!r}, engine {getattr(binding.engine, 'name', '?')}: does not enforce grammars; "
+                    "use llama.cpp, transformers or an openai server with structured outputs, or --no-constrain"
+                )
+            out[i] = c
+    return [out[i] for i in range(len(prompts))]
+
+
 def predict_multi(
-    roles: Roles, steps: Sequence[Step], params: GenerationParams, ledger: CostLedger | None = None
+    roles: Roles,
+    steps: Sequence[Step],
+    params: GenerationParams,
+    ledger: CostLedger | None = None,
+    *,
+    constrain: bool = False,
+    details: list[dict[str, object]] | None = None,
 ) -> list[str]:
-    """Predictions for a batch of steps with planner, caller and summarizer (their costs added to `ledger`)."""
+    """Predictions for a batch of steps with planner, caller and summarizer (their costs added to `ledger`).
+    Prompts are rendered under the roles' prompt budget (their manifest's), as in training. `details` (if given)
+    gets one record per step: whether the planner wrote a marker and which roles ran constrained."""
     family = roles.family
+    budget = PromptBudget.from_dict(roles.prompt_budget)
     ledger = ledger if ledger is not None else CostLedger()
-    planner_out = roles.get("planner").complete(
-        [planner_prompt(s.tools, s.history, family=family) for s in steps], params
+    planner = roles.get("planner")
+    planner_out = complete_constrained(
+        "planner",
+        planner,
+        [planner_prompt(s.tools, s.history, family=family, budget=budget) for s in steps],
+        steps,
+        params,
+        family=family,
+        constrain=constrain,
     )
     ledger.add("planner", planner_out)
     thoughts: list[str] = []
     routes: list[str] = []
+    markers: list[bool] = []
     for c in planner_out:
         p = parse_planner(c.text)
+        markers.append(p.has_marker)
         # The reference's post-processing: an empty, "." or "," output becomes "none" (leading ": " is already cut).
         thoughts.append("none" if p.empty else (p.thought if p.has_marker else p.raw))
         routes.append(p.route)
@@ -101,30 +151,70 @@ def predict_multi(
     outputs: dict[int, str] = {}
     if call_idx:
         prompts = [
-            caller_prompt(steps[i].tools, [*steps[i].history, _assistant(thoughts[i])], thoughts[i], family=family)
+            caller_prompt(
+                steps[i].tools,
+                [*steps[i].history, _assistant(thoughts[i])],
+                thoughts[i],
+                family=family,
+                budget=budget,
+            )
             for i in call_idx
         ]
-        outs = roles.get("caller").complete(prompts, params)
-        ledger.add("caller", outs)
-        for i, c in zip(call_idx, outs, strict=True):
+        called = complete_constrained(
+            "caller",
+            roles.get("caller"),
+            prompts,
+            [steps[i] for i in call_idx],
+            params,
+            family=family,
+            constrain=constrain,
+        )
+        ledger.add("caller", called)
+        for i, c in zip(call_idx, called, strict=True):
             outputs[i] = c.text.strip()
     if sum_idx:
-        prompts = [summarizer_prompt([*steps[i].history, _assistant(thoughts[i])], family=family) for i in sum_idx]
-        outs = roles.get("summarizer").complete(prompts, params)
-        ledger.add("summarizer", outs)
-        for i, c in zip(sum_idx, outs, strict=True):
+        prompts = [
+            summarizer_prompt([*steps[i].history, _assistant(thoughts[i])], family=family, budget=budget)
+            for i in sum_idx
+        ]
+        summed = complete_constrained(
+            "summarizer",
+            roles.get("summarizer"),
+            prompts,
+            [steps[i] for i in sum_idx],
+            params,
+            family=family,
+            constrain=constrain,
+        )
+        ledger.add("summarizer", summed)
+        for i, c in zip(sum_idx, summed, strict=True):
             outputs[i] = c.text.strip()
+    if details is not None:
+        for i, c in enumerate(planner_out):
+            details.append({"planner_marker": markers[i], "constrained": c.constrained})
     return [step_text(thoughts[i], outputs.get(i), routes[i]) for i in range(len(steps))]  # type: ignore[arg-type]
 
 
 def predict_single(
-    roles: Roles, steps: Sequence[Step], params: GenerationParams, ledger: CostLedger | None = None
+    roles: Roles,
+    steps: Sequence[Step],
+    params: GenerationParams,
+    ledger: CostLedger | None = None,
+    *,
+    constrain: bool = False,
+    details: list[dict[str, object]] | None = None,
 ) -> list[str]:
     """Predictions of a single backbone model, mapped into the same reference layout."""
     family = roles.family
-    outs = roles.get("backbone").complete([backbone_prompt(s.tools, s.history, family=family) for s in steps], params)
+    budget = PromptBudget.from_dict(roles.prompt_budget)
+    prompts = [backbone_prompt(s.tools, s.history, family=family, budget=budget) for s in steps]
+    outs = complete_constrained(
+        "backbone", roles.get("backbone"), prompts, steps, params, family=family, constrain=constrain
+    )
     if ledger is not None:
         ledger.add("backbone", outs)
+    if details is not None:
+        details.extend({"constrained": c.constrained} for c in outs)
     preds: list[str] = []
     for c in outs:
         b = parse_backbone(c.text)
@@ -223,11 +313,13 @@ def run_static(
     max_new_tokens: int = 512,
     on_progress: Progress | None = None,
     roles_source: str = "",
+    constrain: bool = False,
 ) -> StaticRun:
     """Predict every (remaining) step and append to `out_dir/predictions.jsonl`.
 
     `keys` (a subset file) or `limit` choose the steps; what is already in the file is skipped, so the same
-    command run again after a crash finishes the job without repeating (or duplicating) a step.
+    command run again after a crash finishes the job without repeating (or duplicating) a step. `constrain`
+    gives every role its grammar (`umi.format.grammar`); each row records whether it ran constrained.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -251,6 +343,7 @@ def run_static(
                 "subset": None if keys is None else len(keys),
                 "batch_size": batch_size,
                 "max_new_tokens": max_new_tokens,
+                "constrain": constrain,
                 "steps": len(steps),
             },
             indent=2,
@@ -267,8 +360,16 @@ def run_static(
     try:
         with pred_path.open("a", encoding="utf-8") as f:
             for batch in trajectory_batches(todo, lanes):
-                for s, pred in zip(batch, predict(roles, batch, params, ledger), strict=True):
-                    row = {"traj": s.traj, "step": s.step, "reference": reference_text(s), "prediction": pred}
+                details: list[dict[str, object]] = []
+                preds = predict(roles, batch, params, ledger, constrain=constrain, details=details)
+                for s, pred, extra in zip(batch, preds, details, strict=True):
+                    row = {
+                        "traj": s.traj,
+                        "step": s.step,
+                        "reference": reference_text(s),
+                        "prediction": pred,
+                        **extra,
+                    }
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
                 f.flush()
                 finished += len(batch)

@@ -8,7 +8,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from umi.format.templates import END_OF_TURN, NEXT_CALLER, NEXT_CONCLUSION, NEXT_GIVE_UP
+from umi.format.templates import (
+    BACKBONE_JOIN,
+    CONCLUSION_LABEL,
+    END_OF_TURN,
+    GIVE_UP_ANSWER,
+    NEXT_CALLER,
+    NEXT_CONCLUSION,
+    NEXT_GIVE_UP,
+)
 from umi.schema import Turn
 
 TurnLike = Turn | dict[str, Any]
@@ -44,13 +52,13 @@ def backbone_turn_text(thought: str, following: TurnLike | None) -> str:
     """The single-LLM (backbone) text of one planner turn: thought merged with its action or conclusion."""
     bare = strip_marker(thought)
     if NEXT_GIVE_UP in thought:
-        return bare + "\nconclusion: give up."
+        return bare + BACKBONE_JOIN + f"{CONCLUSION_LABEL} {GIVE_UP_ANSWER}"
     if following is not None:
         role, value = _role_value(following)
         if role == "caller":
-            return bare + "\n" + value
+            return bare + BACKBONE_JOIN + value
         if role == "conclusion":
-            return bare + "\nconclusion: " + value
+            return bare + BACKBONE_JOIN + f"{CONCLUSION_LABEL} " + value
     return bare
 
 

@@ -11,13 +11,21 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from umi.format.templates import END_OF_TURN, NEXT_CALLER, NEXT_CONCLUSION, NEXT_GIVE_UP
+from umi.format.templates import (
+    ACTION_INPUT_LABEL,
+    ACTION_LABEL,
+    CONCLUSION_LABEL,
+    END_OF_TURN,
+    NEXT_CALLER,
+    NEXT_CONCLUSION,
+    NEXT_GIVE_UP,
+)
 
 Route = Literal["caller", "conclusion", "give up", "none"]
 
-_ACTION = "Action:"
-_ACTION_INPUT = "Action Input:"
-_CONCLUSION = "conclusion:"
+_ACTION = ACTION_LABEL
+_ACTION_INPUT = ACTION_INPUT_LABEL
+_CONCLUSION = CONCLUSION_LABEL
 
 
 def clean_generation(text: str) -> str:

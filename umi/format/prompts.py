@@ -8,8 +8,11 @@ from umi.format.budget import PromptBudget, budget_docs, budget_history
 from umi.format.docs import ToolLike, render_docs, render_tool_names
 from umi.format.history import TurnLike, serialize_backbone_history, serialize_history
 from umi.format.templates import (
+    ACTION_INPUT_LABEL,
+    ACTION_LABEL,
     BACKBONE_CUE,
     CALLER_CUE,
+    MARKER_SEPARATORS,
     NEXT_CALLER,
     NEXT_CONCLUSION,
     NEXT_GIVE_UP,
@@ -111,9 +114,9 @@ def planner_text(thought: str | None, route: str) -> str:
     A missing thought (ChatGPT's `content: null`) gives just ` Next: caller.`.
     """
     marker = _MARKERS[route]
-    return (thought or "") + "\n " + marker if thought else " " + marker
+    return thought + MARKER_SEPARATORS[0] + marker if thought else MARKER_SEPARATORS[1] + marker
 
 
 def caller_text(action: str, action_input: str) -> str:
     """The caller's text: `Action: <name>\\nAction Input: <args>`."""
-    return f"Action: {action}\nAction Input: {action_input}"
+    return f"{ACTION_LABEL} {action}\n{ACTION_INPUT_LABEL} {action_input}"

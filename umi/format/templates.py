@@ -17,6 +17,17 @@ END_OF_TURN = "</s>"
 NEXT_CALLER = "Next: caller."
 NEXT_CONCLUSION = "Next: conclusion."
 NEXT_GIVE_UP = "Next: give up."
+#: How the released planner turns join thought and marker: `<thought>\n Next: caller.` (what `planner_text`
+#: writes), and `<thought> Next: caller.` (most turns of the released test set). Nothing else is a marker layout.
+MARKER_SEPARATORS = ("\n ", " ")
+#: Labels of the caller's action block and of the backbone's conclusion (the parsers find them by these).
+ACTION_LABEL = "Action:"
+ACTION_INPUT_LABEL = "Action Input:"
+CONCLUSION_LABEL = "conclusion:"
+#: What joins the backbone's thought and its action block or conclusion.
+BACKBONE_JOIN = "\n"
+#: The backbone's give-up answer (`<thought>\nconclusion: give up.`).
+GIVE_UP_ANSWER = "give up."
 #: Role cues appended after each template (space, label, colon, space).
 PLANNER_CUE = " assistant: "
 CALLER_CUE = " caller: "

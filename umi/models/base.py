@@ -24,6 +24,10 @@ class GenerationParams:
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
+    #: An llguidance grammar text (starting `%llguidance {}`) the output must follow, or None. Engines translate
+    #: it to their own mechanism (llama.cpp `grammar`, vLLM `structured_outputs`, transformers token masks) and
+    #: never build one; an engine that cannot enforce it raises instead of generating unconstrained.
+    grammar: str | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class Completion:
     finish_reason: str = "stop"  # "stop" (stop string / EOS) or "length"
     #: Prompt tokens served from a prefix cache instead of being prefilled again (0 where unknown).
     cached_tokens: int = 0
+    #: True when the engine enforced `GenerationParams.grammar` on this output.
+    constrained: bool = False
 
     @property
     def prefilled_tokens(self) -> int:

@@ -26,6 +26,8 @@ class RoleBinding:
     adapter: str | None = None
     label: str = ""
     cache_key: str | None = None
+    #: False when the role configuration says `constrain = false`: this role always generates unconstrained.
+    constrain: bool = True
 
     def complete(self, prompts: Sequence[str], params: GenerationParams) -> list[Completion]:
         return self.engine.complete(prompts, params, adapter=self.adapter, cache_key=self.cache_key)

@@ -106,6 +106,12 @@ def bind_roles(rc: RoleConfig) -> Roles:
         if key not in built:
             slots = tuple(r for r in ROLE_NAMES if r in users[key])
             built[key] = build_engine(dict(groups[key]), role="/".join(users[key]), root=root, slots=slots)
-        binding = RoleBinding(built[key], adapter=spec.get("adapter"), label=f"{engine_name}", cache_key=role)
+        binding = RoleBinding(
+            built[key],
+            adapter=spec.get("adapter"),
+            label=f"{engine_name}",
+            cache_key=role,
+            constrain=bool(spec.get("constrain", True)),
+        )
         setattr(roles, role, binding)
     return roles

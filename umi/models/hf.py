@@ -172,6 +172,8 @@ class TransformersEngine:
         past, cached = self._prefix_start(prefix_key if len(batch) == 1 else None, enc)
         if past is not None:
             kwargs["past_key_values"] = past
+        if params.grammar is not None:
+            kwargs["logits_processor"] = self._grammar_masks(params.grammar, len(batch), enc["input_ids"].shape[1])
         start = time.perf_counter()
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
@@ -199,9 +201,22 @@ class TransformersEngine:
                     seconds=seconds / len(batch),
                     finish_reason=finish,
                     cached_tokens=cached,
+                    constrained=params.grammar is not None,
                 )
             )
         return results
+
+    def _grammar_masks(self, grammar: str, batch: int, prompt_width: int) -> Any:
+        """The llguidance mask processor for one batch (`umi.models.hf_grammar`); the tokenizer is wrapped once."""
+        from transformers import LogitsProcessorList
+
+        from umi.models.hf_grammar import GrammarCompiler
+
+        compiler = getattr(self, "_grammar_compiler", None)
+        if compiler is None:
+            vocab = int(self.model.get_output_embeddings().weight.shape[0])
+            compiler = self._grammar_compiler = GrammarCompiler(self.tokenizer, vocab, role=self.role)
+        return LogitsProcessorList([compiler.processor(grammar, batch, prompt_width)])
 
     def complete(
         self,

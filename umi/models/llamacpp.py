@@ -54,6 +54,14 @@ def _restore_signal_handlers(saved: dict[int, Any]) -> None:
             signal.signal(sig, handler)
 
 
+def with_grammar(request: dict[str, Any], params: GenerationParams) -> dict[str, Any]:
+    """The completion request with its `grammar` field: llama.cpp reads a text starting `%llguidance {}` as an
+    llguidance grammar (its GBNF grammars decoded about 5x slower here)."""
+    if params.grammar is not None:
+        request["grammar"] = params.grammar
+    return request
+
+
 class LlamaCppEngine:
     """Completion over raw prompts with an in-process llama.cpp server (no HTTP hop: `handle_completions`).
 
@@ -205,6 +213,7 @@ class LlamaCppEngine:
             request["seed"] = params.seed
         if lora is not None:
             request["lora"] = lora
+        with_grammar(request, params)
         start = time.perf_counter()
         result = self._server.handle_completions(request)
         seconds = time.perf_counter() - start
@@ -222,6 +231,7 @@ class LlamaCppEngine:
             seconds=seconds,
             finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
             cached_tokens=int(cached or 0),
+            constrained=params.grammar is not None,
         )
 
     def listening_address(self) -> str:

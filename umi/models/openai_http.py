@@ -17,6 +17,10 @@ Per-role prompt caches on a server:
   `--enable-lora --lora-modules planner=… caller=…` already keeps one cache per role; nothing is sent per request.
   Add `--enable-prompt-tokens-details` so responses carry `usage.prompt_tokens_details.cached_tokens`.
 Cached-token counts are read from `usage.prompt_tokens_details.cached_tokens` or llama.cpp's `timings.cache_n`.
+Grammars (`GenerationParams.grammar`, llguidance text) go in the field the server reads, set by `grammar_field`:
+`structured_outputs` (vLLM ≥ 0.12: `{"structured_outputs": {"grammar": …}}`; start it with
+`--structured-outputs-config.backend guidance`) or `grammar` (llama.cpp's server). A server that rejects the
+field answers 400, which becomes one error naming the role, the engine and the fix.
 """
 
 from __future__ import annotations
@@ -29,6 +33,15 @@ from typing import Any
 
 from umi.models.base import Completion, EngineError, GenerationParams
 from umi.models.slots import SlotTable
+
+GRAMMAR_FIELDS: tuple[str, ...] = ("structured_outputs", "grammar")
+
+
+def grammar_body(field: str, grammar: str) -> dict[str, Any]:
+    """The request's extra body carrying `grammar` in the field the server reads (see the module docstring)."""
+    if field == "structured_outputs":
+        return {"structured_outputs": {"grammar": grammar}}
+    return {"grammar": grammar}
 
 
 class OpenAIEngine:
@@ -46,6 +59,7 @@ class OpenAIEngine:
         llamacpp_slots: bool = False,
         slots: Sequence[str] = (),
         slot_lanes: int = 1,
+        grammar_field: str = "structured_outputs",
         role: str = "",
     ) -> None:
         import openai
@@ -56,6 +70,11 @@ class OpenAIEngine:
         self.model = model
         self.concurrency = max(1, concurrency)
         self.slots = SlotTable(slots, slot_lanes) if llamacpp_slots else None
+        if grammar_field not in GRAMMAR_FIELDS:
+            raise EngineError(
+                f"role {role!r}, engine openai: grammar_field {grammar_field!r} is not one of {list(GRAMMAR_FIELDS)}"
+            )
+        self.grammar_field = grammar_field
         key = os.environ.get(api_key_env, "") if api_key_env else ""
         if api_key_env and not key:
             raise EngineError(f"role {role!r}, engine openai: environment variable {api_key_env} is not set; export it")
@@ -63,6 +82,7 @@ class OpenAIEngine:
             base_url=base_url, api_key=key or "not-needed", timeout=timeout, max_retries=max_retries
         )
         self._errors = (openai.APIConnectionError, openai.APIStatusError, openai.APITimeoutError)
+        self._bad_request = openai.BadRequestError
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAIEngine(base_url={self.base_url!r}, model={self.model!r})"
@@ -73,6 +93,12 @@ class OpenAIEngine:
             return self._one(prompt, params, model)
         with self.slots.acquire(key, prompt) as slot:
             return self._one(prompt, params, model, {"id_slot": slot, "cache_prompt": True})
+
+    def _failed(self, exc: Exception) -> EngineError:
+        return EngineError(
+            f"role {self.role!r}, engine openai: {self.base_url} failed ({type(exc).__name__}: {exc}); "
+            "check that the server is running and the URL and model name are right"
+        )
 
     def _one(
         self, prompt: str, params: GenerationParams, model: str, extra: dict[str, Any] | None = None
@@ -88,16 +114,26 @@ class OpenAIEngine:
             kwargs["stop"] = list(params.stop)[:4]  # the OpenAI API takes at most four
         if params.seed is not None:
             kwargs["seed"] = params.seed
-        if extra:
-            kwargs["extra_body"] = extra
+        body = dict(extra or {})
+        if params.grammar is not None:
+            body.update(grammar_body(self.grammar_field, params.grammar))
+        if body:
+            kwargs["extra_body"] = body
         start = time.perf_counter()
         try:
             resp = self._client.completions.create(**kwargs)
-        except self._errors as exc:
+        except self._bad_request as exc:
+            if params.grammar is None:
+                raise EngineError(
+                    f"role {self.role!r}, engine openai: {self.base_url} refused the request ({exc})"
+                ) from None
             raise EngineError(
-                f"role {self.role!r}, engine openai: {self.base_url} failed ({type(exc).__name__}: {exc}); "
-                "check that the server is running and the URL and model name are right"
+                f"role {self.role!r}, engine openai: {self.base_url} rejected the grammar in `{self.grammar_field}` "
+                f"({str(exc)[:200]}); start vLLM with --structured-outputs-config.backend guidance, set "
+                'grammar_field = "grammar" for a llama.cpp server, or set constrain = false for this role'
             ) from None
+        except self._errors as exc:
+            raise self._failed(exc) from None
         seconds = time.perf_counter() - start
         choice = resp.choices[0]
         usage = resp.usage
@@ -113,6 +149,7 @@ class OpenAIEngine:
             seconds=seconds,
             finish_reason=finish,
             cached_tokens=cached_tokens(resp),
+            constrained=params.grammar is not None,
         )
 
     def complete(

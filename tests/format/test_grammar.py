@@ -1,0 +1,97 @@
+"""Role grammars accept the released gold outputs and reject what the wire format forbids.
+
+String matching only (no model): each gold text is tokenized with the embedded model's tokenizer and fed to an
+llguidance matcher, which is exactly the check an engine applies token by token.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from umi.format import backbone_turn_text
+from umi.format.grammar import backbone_grammar, caller_grammar, planner_grammar
+from umi.schema import Param, ToolSpec, Trajectory
+
+llguidance = pytest.importorskip("llguidance")
+
+
+@pytest.fixture(scope="module")
+def tok() -> tuple[Any, Any]:
+    import llguidance.hf
+    from transformers import AutoTokenizer
+
+    from umi.models.embedded import embedded_gguf
+
+    gguf = embedded_gguf()
+    hf = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    return hf, llguidance.hf.from_tokenizer(hf)
+
+
+def _reject_reason(tok: tuple[Any, Any], grammar: str, text: str, cache: dict[str, Any]) -> str | None:
+    hf, ll = tok
+    base = cache.get(grammar)
+    if base is None:
+        base = cache[grammar] = llguidance.LLMatcher(ll, grammar, log_level=0)
+        assert not base.is_error(), base.get_error()[:500]
+    m = base.deep_copy()
+    if m.consume_tokens(hf.encode(text, add_special_tokens=False)) and m.is_accepting():
+        return None
+    return m.get_error().splitlines()[0][:160] if m.get_error() else "text ends before the grammar does"
+
+
+def test_gold_outputs_of_the_test_set_are_accepted(ood_path: Path, tok: tuple[Any, Any]) -> None:
+    cache: dict[str, Any] = {}
+    seen: Counter[str] = Counter()
+    rejected: dict[str, list[str]] = {"planner": [], "caller": [], "backbone": []}
+    for ti, raw in enumerate(json.loads(ood_path.read_text())):
+        traj = Trajectory.model_validate(raw)
+        conv = traj.conversations
+        for i, turn in enumerate(conv):
+            nxt = conv[i + 1] if i + 1 < len(conv) else None
+            checks: list[tuple[str, str, str]] = []
+            if turn.role == "assistant" and "Next: " in turn.value:
+                checks.append(("planner", planner_grammar(), turn.value))
+                following = nxt if nxt is not None and nxt.role in ("caller", "conclusion") else None
+                checks.append(("backbone", backbone_grammar(traj.tools), backbone_turn_text(turn.value, following)))
+            elif turn.role == "caller" and "invalid_hallucination" not in turn.value:
+                checks.append(("caller", caller_grammar(traj.tools), turn.value))
+            for role, grammar, text in checks:
+                seen[role] += 1
+                why = _reject_reason(tok, grammar, text, cache)
+                if why:
+                    rejected[role].append(f"traj {ti} turn {i}: {why}: …{text[-100:]!r}")
+    for role, rows in rejected.items():
+        share = 1 - len(rows) / seen[role]
+        print(
+            f"{role}: {seen[role] - len(rows)}/{seen[role]} accepted ({share:.2%}); rejected:\n  " + "\n  ".join(rows)
+        )
+        assert share >= 0.99, f"{role}: only {share:.2%} of gold outputs accepted"
+    assert seen["planner"] == 1547 and seen["caller"] > 1100
+
+
+def test_grammars_refuse_what_the_format_forbids(tok: tuple[Any, Any]) -> None:
+    tools = [
+        ToolSpec(
+            name="search_for_youtube",
+            parameters=[Param(name="q", type="string", required=True), Param(name="limit", type="integer")],
+        )
+    ]
+    cache: dict[str, Any] = {}
+    plan, call = planner_grammar(), caller_grammar(tools)
+    assert _reject_reason(tok, plan, "I will search. Next: caller.", cache) is None
+    assert _reject_reason(tok, plan, "I will search.\n Next: give up.", cache) is None
+    assert _reject_reason(tok, plan, "I will search.</s> Next: caller.", cache)  # end-of-turn text
+    assert _reject_reason(tok, plan, "a Next: caller. Next: caller.", cache)  # a second marker
+    assert _reject_reason(tok, plan, "no marker at all", cache)
+    ok = 'Action: search_for_youtube\nAction Input: {\n  "q": "cats",\n  "limit": 3\n}'
+    assert _reject_reason(tok, call, ok, cache) is None
+    assert _reject_reason(tok, call, 'Action: search_for_youtub\nAction Input: {"q": "x"}', cache)  # unknown API
+    assert _reject_reason(tok, call, 'Action: search_for_youtube\nAction Input: {"limit": 3}', cache)  # required q
+    assert _reject_reason(tok, call, 'Action: search_for_youtube\nAction Input: {"q": "x", "z": 1}', cache)
+    assert _reject_reason(tok, call, 'Action: search_for_youtube\nAction Input: {"q": 5}', cache)  # type
+    assert caller_grammar(tools) is call  # compiled once per tool set

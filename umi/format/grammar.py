@@ -1,0 +1,206 @@
+"""Role grammars: what each α-UMi role is allowed to write, as llguidance (Lark-like) grammar texts.
+
+Built from the same tool documents and templates the prompts are built from, so the prompt and the grammar
+cannot disagree:
+
+* planner — a bounded thought (no end-of-turn text, no `Next: ` inside), then exactly one route marker joined the
+  way the released data joins it (`<thought>\\n Next: caller.` or `<thought> Next: caller.`), then nothing;
+* caller — `Action: <one of the episode's exact API names>\\nAction Input: <that API's argument object>`;
+* backbone — a bounded thought, then the action block or `conclusion: <answer>` (give up is `conclusion: give up.`);
+* summarizer — bounded free text without end-of-turn text, so it cannot open another role's turn.
+
+Grammars are plain text (engines translate them; `umi.models` never builds one) and are cached per tool set:
+an episode's tools do not change between steps, so every step reuses the same text (and the engines' compiled
+form of it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+
+from umi.format.docs import ToolLike, to_tool_doc
+from umi.format.grammar_lark import (
+    DEFAULT_BOUNDS,
+    FORBIDDEN_IN_TEXT,
+    LLGUIDANCE_HEADER,
+    ArgSpec,
+    Bounds,
+    at_most,
+    free_text_rules,
+    literal,
+    object_rules,
+    value_tokens,
+)
+from umi.format.history import backbone_turn_text
+from umi.format.prompts import caller_text
+from umi.format.templates import (
+    CONCLUSION_LABEL,
+    NEXT_CALLER,
+    NEXT_CONCLUSION,
+    NEXT_GIVE_UP,
+    templates_for,
+)
+from umi.schema import ToolSpec
+
+GRAMMAR_ROLES: tuple[str, ...] = ("planner", "caller", "summarizer", "backbone")
+
+#: `Action: ` and `\nAction Input: ` exactly as `caller_text` joins them (one source for both).
+_CALL_HEAD, _CALL_MID = caller_text("\x00", "\x01").replace("\x01", "").split("\x00")
+#: What every route marker starts with (`Next: `): a thought must not contain it.
+_MARKER_PREFIX = os.path.commonprefix([NEXT_CALLER, NEXT_CONCLUSION, NEXT_GIVE_UP])
+
+ToolKey = tuple[str, ...]
+
+
+def _arg_specs(tool: ToolLike) -> tuple[str, list[ArgSpec] | None]:
+    """(API name, its parameters), or None for parameters when the document lists none (unknown, not absent)."""
+    if isinstance(tool, ToolSpec):
+        args = [ArgSpec(p.name, p.type, tuple(p.enum) if p.enum else None, p.required) for p in tool.parameters]
+        return tool.name, args
+    doc = to_tool_doc(tool)
+    if not doc.input:
+        return doc.Name, None
+    # α-UMi documents write each parameter as "<type>, <description>" and carry no required flag.
+    return doc.Name, [ArgSpec(name, text.split(",", 1)[0].strip() or "string") for name, text in doc.input.items()]
+
+
+def tool_key(tools: Sequence[ToolLike]) -> ToolKey:
+    """A hashable key of a tool set: what the grammar cache is keyed on."""
+    out = []
+    for t in tools:
+        name, args = _arg_specs(t)
+        out.append(json.dumps([name, None if args is None else [a.__dict__ for a in args]], default=list))
+    return tuple(out)
+
+
+def _api_alternatives(key: ToolKey, bounds: Bounds) -> list[str]:
+    """`api: "<name>\\nAction Input: " api_i_args | …` plus each API's argument rules."""
+    rules: list[str] = []
+    alts: list[str] = []
+    seen: set[str] = set()
+    for i, item in enumerate(key):
+        name, raw_args = json.loads(item)
+        if name in seen:  # a repeated name adds nothing the first did not allow
+            continue
+        seen.add(name)
+        args = None if raw_args is None else [ArgSpec(**a) for a in raw_args]
+        alts.append(f"{literal(name + _CALL_MID)} api{i}_args")
+        rules += object_rules(f"api{i}_args", args, bounds)
+    if not alts:
+        raise ValueError("a caller grammar needs at least one tool; the episode has none")
+    return ["api: " + " | ".join(alts), *rules]
+
+
+def _markers(family: str) -> list[str]:
+    markers = [NEXT_CALLER, NEXT_CONCLUSION]
+    if templates_for(family).allows_give_up:
+        markers.append(NEXT_GIVE_UP)
+    return markers
+
+
+@lru_cache(maxsize=16)
+def planner_grammar(family: str = "toolbench", bounds: Bounds = DEFAULT_BOUNDS) -> str:
+    """Thought words, one marker, end.
+
+    A word cannot contain `Next: `, so where a word could start, `Next: ` can only begin the marker: the lexer
+    never has to guess where the thought stops. The whitespace before the marker is any whitespace run (the
+    released `\n ` and ` ` among them): llguidance's lexer cannot tell a separator that belongs to the
+    marker from one that belongs to the thought without looking ahead.
+    """
+    marks = " | ".join(literal(m) for m in _markers(family))
+    return LLGUIDANCE_HEADER + "\n".join(
+        [
+            "start: thought marker",
+            f"marker: {marks}",
+            *free_text_rules("thought", bounds.thought_words, (*FORBIDDEN_IN_TEXT, _MARKER_PREFIX), bounds),
+        ]
+    )
+
+
+@lru_cache(maxsize=256)
+def _caller_cached(key: ToolKey, bounds: Bounds) -> str:
+    return LLGUIDANCE_HEADER + "\n".join(
+        [f"start: {literal(_CALL_HEAD)} api", *_api_alternatives(key, bounds), value_tokens(bounds)]
+    )
+
+
+def caller_grammar(tools: Sequence[ToolLike], bounds: Bounds = DEFAULT_BOUNDS) -> str:
+    """`Action: <exact API name>\\nAction Input: <that API's argument object>`, nothing after."""
+    return _caller_cached(tool_key(tools), bounds)
+
+
+#: `\nconclusion: ` and `\nconclusion: give up.` as the backbone rows write them.
+_CONCLUSION_JOIN = backbone_turn_text("", {"from": "conclusion", "value": "\x00"}).split("\x00")[0]
+
+
+@lru_cache(maxsize=256)
+def _backbone_cached(key: ToolKey, family: str, bounds: Bounds) -> str:
+    forbidden = (*FORBIDDEN_IN_TEXT, CONCLUSION_LABEL, _MARKER_PREFIX)
+    head, concl = literal(_CALL_HEAD), literal(_CONCLUSION_JOIN.lstrip())
+    # 39 released backbone thoughts write `Action: <prose>` before the real action block. After `Action: ` an
+    # API name goes on as the action block, anything else goes on as thought (at most three times).
+    depth = 3
+    tails = [f"tail{i}: {head} (api | more{i}) | {concl} answer" for i in range(depth)]
+    mores = [f"more{i}: THOUGHT_SPACE? thought_word THOUGHT_SPACE thought tail{i + 1}" for i in range(depth - 1)]
+    return LLGUIDANCE_HEADER + "\n".join(
+        [
+            "start: thought tail0",
+            *tails[:-1],
+            f"tail{depth - 1}: {head} api | {concl} answer",
+            *mores,
+            *free_text_rules("thought", bounds.thought_words, forbidden, bounds),
+            "answer: answer_word answer_more ANSWER_SPACE?",
+            *at_most("answer_more", "ANSWER_SPACE answer_word", bounds.answer_words),
+            *free_text_rules("answer", bounds.answer_words, FORBIDDEN_IN_TEXT, bounds, bounds.answer_word_tokens)[1:],
+            *_api_alternatives(key, bounds),
+            value_tokens(bounds),
+        ]
+    )
+
+
+def backbone_grammar(tools: Sequence[ToolLike], family: str = "toolbench", bounds: Bounds = DEFAULT_BOUNDS) -> str:
+    """Thought, then `\\nAction: …\\nAction Input: {…}` or `\\nconclusion: <answer>` (`give up.` included)."""
+    return _backbone_cached(tool_key(tools), family, bounds)
+
+
+@lru_cache(maxsize=4)
+def summarizer_grammar(bounds: Bounds = DEFAULT_BOUNDS) -> str:
+    """A bounded answer: words (at least one) that never write end-of-turn text."""
+    return LLGUIDANCE_HEADER + "\n".join(
+        [
+            "start: answer_word answer_more ANSWER_SPACE?",
+            *at_most("answer_more", "ANSWER_SPACE answer_word", bounds.answer_words),
+            *free_text_rules("answer", bounds.answer_words, FORBIDDEN_IN_TEXT, bounds, bounds.answer_word_tokens)[1:],
+        ]
+    )
+
+
+def role_grammar(
+    role: str, tools: Sequence[ToolLike], family: str = "toolbench", bounds: Bounds = DEFAULT_BOUNDS
+) -> str:
+    """The grammar of `role` for an episode with `tools` (one entry point for agents and evaluation)."""
+    if role == "planner":
+        return planner_grammar(family, bounds)
+    if role == "caller":
+        return caller_grammar(tools, bounds)
+    if role == "backbone":
+        return backbone_grammar(tools, family, bounds)
+    if role == "summarizer":
+        return summarizer_grammar(bounds)
+    raise ValueError(f"no grammar for role {role!r}; use one of {', '.join(GRAMMAR_ROLES)}")
+
+
+__all__ = [
+    "DEFAULT_BOUNDS",
+    "GRAMMAR_ROLES",
+    "Bounds",
+    "backbone_grammar",
+    "caller_grammar",
+    "planner_grammar",
+    "role_grammar",
+    "summarizer_grammar",
+    "tool_key",
+]
