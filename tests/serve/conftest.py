@@ -103,3 +103,18 @@ def agent_server(tmp_path: Path) -> Callable[..., Any]:
         return serving(create_agent_app(roles or scripted_roles(), store=store, **kwargs))
 
     return start
+
+
+@pytest.fixture
+def kit() -> Any:
+    """The helpers above as one fixture (test modules import nothing from each other)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        WEATHER_TOOL=WEATHER_TOOL,
+        TIME_TOOL=TIME_TOOL,
+        scripted_roles=scripted_roles,
+        weather_responder=weather_responder,
+        serving=serving,
+        free_port=free_port,
+    )
