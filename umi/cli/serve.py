@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +51,13 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def serve(app: Any, sock: socket.socket) -> None:
-    """Run `app` on an already bound socket until SIGINT / SIGTERM."""
+    """Run `app` on an already bound socket until SIGINT / SIGTERM, then exit 0.
+
+    uvicorn drains requests on the signal and then raises it again for the previous handler; the handler set
+    here turns that into a normal exit, so a supervisor sees a clean stop rather than death by signal."""
     import uvicorn
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)
     uvicorn.Server(config).run(sockets=[sock])
 
