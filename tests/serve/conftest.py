@@ -54,7 +54,7 @@ def weather_responder(prompt: str, adapter: str | None) -> str:
     if adapter == "caller":
         names = re.findall(r'"Name": "(\w+)"', prompt)
         name = "get_weather" if "get_weather" in names else names[-1]
-        return f'Action: {name}\nAction Input: {json.dumps({"city": city})}'
+        return f"Action: {name}\nAction Input: {json.dumps({'city': city})}"
     observed = re.findall(r"observation: (.*?)(?:assistant: |$)", prompt, re.S)
     return f"Answer for {city}: {observed[-1].strip() if observed else 'nothing observed'}"
 

@@ -13,7 +13,6 @@ import pytest
 
 from umi.models.roles import Roles
 
-
 WEATHER_TOOL = {
     "type": "function",
     "function": {

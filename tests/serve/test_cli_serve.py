@@ -32,7 +32,9 @@ def busy_port() -> tuple[socket.socket, int]:
 
 @pytest.mark.parametrize("command", ["tools", "agent"])
 def test_bad_ports_and_hosts_are_one_line(command: str, busy_port: tuple[socket.socket, int], tmp_path: Path) -> None:
-    extra = ["--roles", str(tmp_path / "missing.toml")] if command == "agent" else ["--cache", str(tmp_path / "c.jsonl")]
+    extra = (
+        ["--roles", str(tmp_path / "missing.toml")] if command == "agent" else ["--cache", str(tmp_path / "c.jsonl")]
+    )
     cases = [
         (["--port", "99999"], "--port 99999 is not a TCP port"),
         (["--port", "-1"], "is not a TCP port"),

@@ -24,7 +24,11 @@ def _stages(i: int) -> list[tuple[list[dict[str, Any]], bool]]:
     """Four requests of conversation i: the task, and the task with its tool result; each plain and streamed."""
     city = f"City{i:02d}"
     ask = [{"role": "user", "content": f"What is the weather in {city}?"}]
-    call = {"id": f"call_{i}", "type": "function", "function": {"name": "get_weather", "arguments": json.dumps({"city": city})}}
+    call = {
+        "id": f"call_{i}",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": json.dumps({"city": city})},
+    }
     answered = [*ask, {"role": "assistant", "content": f"Look up {city}.", "tool_calls": [call]},
                 {"role": "tool", "tool_call_id": f"call_{i}", "content": f"{city}: {i} degrees"}]  # fmt: skip
     return [(ask, False), (answered, False), (ask, True), (answered, True)]

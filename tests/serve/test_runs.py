@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from umi.serve.run_store import RunStore
 
@@ -138,7 +137,7 @@ def test_trace_files_open_as_runs(agent_server, kit, tmp_path: Path) -> None:  #
 
 
 LAUNCHER = textwrap.dedent(
-    '''
+    """
     import sys
     sys.path.insert(0, sys.argv[3])
     from conftest import scripted_roles
@@ -155,7 +154,7 @@ LAUNCHER = textwrap.dedent(
 
     app = create_agent_app(scripted_roles(slow, latency=0.15), store=RunStore(sys.argv[1]))
     serve(app, bind("127.0.0.1", int(sys.argv[2])))  # what `umi serve agent` runs
-    '''
+    """
 )
 
 

@@ -78,7 +78,10 @@ def test_tools_episode_and_error_results(server_command: str) -> None:
         assert set(specs) == {"station_weather", "station_history"}
         assert specs["station_weather"].description == "Current weather reported by the city's station."
         assert specs["station_weather"].required == ["city"]
-        assert [(p.name, p.type) for p in specs["station_history"].parameters] == [("city", "string"), ("days", "integer")]
+        assert [(p.name, p.type) for p in specs["station_history"].parameters] == [
+            ("city", "string"),
+            ("days", "integer"),
+        ]
 
         calls = [
             'Action: station_weather\nAction Input: {"city": "Bergen"}',
@@ -87,7 +90,9 @@ def test_tools_episode_and_error_results(server_command: str) -> None:
         episode = MultiLLMAgent(_roles(calls), mcp.specs, mcp, max_steps=4).run("How wet is Bergen?")
         observations = [t.value for t in episode.history if t.role == "observation"]
         assert observations[0] == "Bergen: 18 C, light rain"
-        assert json.loads(observations[1]) == {"error": "Error executing tool station_history: the Bergen station archive is offline"}
+        assert json.loads(observations[1]) == {
+            "error": "Error executing tool station_history: the Bergen station archive is offline"
+        }
         assert episode.status == "answered" and "archive is offline" in (episode.answer or "")
 
         unknown = mcp.execute(ToolCall("station_forecast", {"city": "Bergen"}))
@@ -113,9 +118,13 @@ def test_umi_run_mcp_flag(server_command: str, monkeypatch: pytest.MonkeyPatch, 
     from umi.cli import run as run_cli
     from umi.cli.main import app
 
-    monkeypatch.setattr(run_cli, "_load_roles", lambda roles: _roles(['Action: station_weather\nAction Input: {"city": "Rome"}']))
+    monkeypatch.setattr(
+        run_cli, "_load_roles", lambda roles: _roles(['Action: station_weather\nAction Input: {"city": "Rome"}'])
+    )
     trace = tmp_path / "trace.jsonl"
-    result = CliRunner().invoke(app, ["run", "Weather in Rome?", "--mcp", server_command, "--trace", str(trace), "--json"])
+    result = CliRunner().invoke(
+        app, ["run", "Weather in Rome?", "--mcp", server_command, "--trace", str(trace), "--json"]
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])
     assert summary["status"] == "answered" and summary["calls"] == 1

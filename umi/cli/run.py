@@ -66,13 +66,10 @@ def _run_one(query, specs, executor, roles, single, dfsdt, max_steps, max_new_to
         trace_path=trace,
     )
     episode = agent.run(query)
-    console.print(
-        Panel(episode.answer or episode.reason or "(no answer)", title="answer", border_style="bold green")
-    )
+    console.print(Panel(episode.answer or episode.reason or "(no answer)", title="answer", border_style="bold green"))
     console.print(_cost_table(episode))
     if as_json:
         print_json_last(episode.summary())
-
 
 
 def register(app: typer.Typer) -> None:
@@ -111,7 +108,7 @@ def register(app: typer.Typer) -> None:
                 _run_one(query, session.specs, session, roles, single, dfsdt, max_steps, max_new_tokens, trace, as_json)
             return
         if tools is None:
-            fail("give --tools FILE (with --replay or --toolbench-url), or --mcp \"COMMAND ARGS\"")
+            fail('give --tools FILE (with --replay or --toolbench-url), or --mcp "COMMAND ARGS"')
         from umi.tools import ReplayCache, ToolBenchServerExecutor, load_tools
 
         try:

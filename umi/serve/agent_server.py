@@ -14,9 +14,9 @@ The key is compared in constant time and never written to a log.
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-import logging
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,7 @@ def create_agent_app(
     if traces_dir is not None:
         import_traces(store, traces_dir)
     manager = RunManager(roles, store, allow_commands=allow_commands, workers=run_workers)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield

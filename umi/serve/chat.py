@@ -96,7 +96,9 @@ def stream_chunks(base: dict[str, Any], message: dict[str, Any], finish: str) ->
         fn = call["function"]
         head = {"index": index, "id": call["id"], "type": "function", "function": {"name": fn["name"], "arguments": ""}}
         out.append(chunk({"tool_calls": [head]}))
-        out += [chunk({"tool_calls": [{"index": index, "function": {"arguments": p}}]}) for p in _pieces(fn["arguments"])]
+        out += [
+            chunk({"tool_calls": [{"index": index, "function": {"arguments": p}}]}) for p in _pieces(fn["arguments"])
+        ]
     out.append(chunk({}, finish))
     return out
 

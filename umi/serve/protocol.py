@@ -24,7 +24,9 @@ class ClientError(ValueError):
         self.code = code
 
 
-def error_body(message: str, *, param: str | None = None, kind: str = "invalid_request_error", code: Any = None) -> dict:
+def error_body(
+    message: str, *, param: str | None = None, kind: str = "invalid_request_error", code: Any = None
+) -> dict:
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 

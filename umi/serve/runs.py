@@ -25,7 +25,7 @@ from umi.agent import MultiLLMAgent, read_trace
 from umi.models.roles import Roles
 from umi.schema import ToolSpec
 from umi.serve.protocol import ClientError, RunRequest, ToolDef, ToolSource
-from umi.serve.run_store import RunStore
+from umi.serve.run_store import RunStore, costs_from_steps
 from umi.serve.translate import tools_to_specs
 from umi.tools.base import Executor
 
@@ -84,7 +84,12 @@ def open_source(src: ToolSource) -> Opened:
     if kind == "toolbench_url":
         from umi.tools import ToolBenchServerExecutor
 
-        return specs, ToolBenchServerExecutor(str(src.toolbench_url), specs), lambda: None, f"toolbench: {src.toolbench_url}"
+        return (
+            specs,
+            ToolBenchServerExecutor(str(src.toolbench_url), specs),
+            lambda: None,
+            f"toolbench: {src.toolbench_url}",
+        )
     from umi.tools import ReplayCache
 
     return specs, ReplayCache.from_recorded(str(src.replay), specs=specs), lambda: None, f"replay: {src.replay}"
@@ -153,7 +158,9 @@ def import_traces(store: RunStore, folder: str | Path) -> int:
         store.create(f"trace file {path.name}", f"trace: {path}", run_id=run_id, status="running")
         for record in records:
             store.add_step(run_id, record)
-        store.set_status(run_id, status, answer=summary.parsed.get("answer") if summary else None)
+        steps = store.steps(run_id)
+        answer = summary.parsed.get("answer") if summary else None
+        store.set_status(run_id, status, answer=answer, costs=costs_from_steps(steps))
         n += 1
     return n
 

@@ -3,13 +3,12 @@
 The server keeps no conversation state, so every request carries the whole history in OpenAI's shape and this
 module rebuilds the α-UMi turns from it:
 
-| OpenAI message | α-UMi turns |
-|---|---|
-| `user` | `user` |
-| `assistant` with `tool_calls` (content = the planner's thought) | per call: `assistant` (the thought + the caller marker), `caller` (`Action` / `Action Input`), `observation` (its `tool` message) |
-| `assistant` without calls (an earlier answer) | `assistant` (conclusion marker), `conclusion` (the answer) |
-| `tool` | the observation of the call its `tool_call_id` names |
-| `system` / `developer` | none: the α-UMi templates own the instructions the roles were trained on |
+- `user` → `user`;
+- `assistant` with `tool_calls` (its content is the planner's thought) → per call: `assistant` (the thought with
+  the caller marker), `caller` (`Action` / `Action Input`), `observation` (the call's `tool` message);
+- `assistant` without calls (an earlier answer) → `assistant` (conclusion marker), `conclusion` (the answer);
+- `tool` → the observation of the call its `tool_call_id` names;
+- `system` / `developer` → nothing: the α-UMi templates own the instructions the roles were trained on.
 
 The planner's thought travels in the assistant message's `content`, so any server process can continue any
 conversation. Every text is made by `umi.format` (`planner_text`, `caller_text`, `render_observation`,
@@ -42,7 +41,9 @@ def tools_to_specs(tools: Sequence[ToolDef]) -> list[ToolSpec]:
         fn = tool.function
         where = f"tools[{i}].function"
         if fn.name in seen:
-            raise ClientError(f"{where}.name", f"tool name {fn.name!r} is also tools[{seen[fn.name]}]; names must differ")
+            raise ClientError(
+                f"{where}.name", f"tool name {fn.name!r} is also tools[{seen[fn.name]}]; names must differ"
+            )
         seen[fn.name] = i
         schema = fn.parameters
         if schema is not None:
@@ -57,9 +58,7 @@ def tools_to_specs(tools: Sequence[ToolDef]) -> list[ToolSpec]:
                 raise ClientError(f"{where}.parameters.properties", "must map each parameter name to a JSON schema")
             required = schema.get("required", [])
             if not isinstance(required, list) or any(not isinstance(r, str) or r not in props for r in required):
-                raise ClientError(
-                    f"{where}.parameters.required", "must list parameter names defined in `properties`"
-                )
+                raise ClientError(f"{where}.parameters.required", "must list parameter names defined in `properties`")
         specs.append(from_openai_function({"name": fn.name, "description": fn.description, "parameters": schema}))
     return specs
 
@@ -102,9 +101,7 @@ def _flush(open_calls: _OpenCalls, conv: Conversation) -> None:
         conv.history.append(_turn("assistant", planner_text(thought or None, "caller")))
         conv.history.append(_turn("caller", caller_text(name, args)))
         text = open_calls.answers[cid]
-        conv.history.append(
-            _turn("observation", render_observation(text, "" if text else "the tool returned nothing"))
-        )
+        conv.history.append(_turn("observation", render_observation(text, "" if text else "the tool returned nothing")))
         conv.calls.append((name, args))
 
 
@@ -147,9 +144,13 @@ def messages_to_conversation(messages: Sequence[Message]) -> Conversation:
             conv.history.append(_turn("conclusion", m.text()))
         else:  # tool
             if open_calls is None:
-                raise ClientError(f"{where}.role", "a tool message must follow the assistant message whose call it answers")
+                raise ClientError(
+                    f"{where}.role", "a tool message must follow the assistant message whose call it answers"
+                )
             if not m.tool_call_id:
-                raise ClientError(f"{where}.tool_call_id", "a tool message needs the tool_call_id of the call it answers")
+                raise ClientError(
+                    f"{where}.tool_call_id", "a tool message needs the tool_call_id of the call it answers"
+                )
             known = [cid for cid, _, _ in open_calls.calls]
             if m.tool_call_id not in known:
                 raise ClientError(

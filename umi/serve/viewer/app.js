@@ -149,7 +149,8 @@ function recordRow(r) {
       p.arguments ? el("pre", { class: "args", text: JSON.stringify(p.arguments, null, 2) }) : el("pre", { class: "raw", text: r.output.trim() || "(empty output)" })];
   } else if (r.role === "tool") {
     const call = r.tool_call || {};
-    body = [head("observation", el("code", { class: "action", text: call.name || "" })), folded(r.observation, r.error ? "obs error-text" : "obs")];
+    const tags = [el("code", { class: "action", text: call.name || "" }), r.error ? el("span", { class: "tag-error", text: "failed" }) : null];
+    body = [head("observation", tags), folded(r.observation, r.error ? "obs error-text" : "obs")];
   } else if (r.role === "summarizer") {
     body = [head("summarizer"), el("div", { class: "answer-text", text: (r.parsed && r.parsed.answer) || r.output.trim() })];
   } else {
