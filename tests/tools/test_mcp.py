@@ -132,3 +132,36 @@ def test_umi_run_mcp_flag(server_command: str, monkeypatch: pytest.MonkeyPatch, 
     assert tool_records[0]["observation"] == "Rome: 18 C, light rain"
     bad = CliRunner().invoke(app, ["run", "x", "--mcp", str(tmp_path / "missing-server")])
     assert bad.exit_code == 1 and "No such file" in bad.output
+
+
+def test_streamable_http_server_url(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = tmp_path / "http_server.py"
+    script.write_text(
+        SERVER.replace("server.run()", f'server.run("streamable-http", host="127.0.0.1", port={port})'),
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], env=dict(os.environ), stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.time() < deadline and proc.poll() is None, "MCP HTTP server did not start"
+                time.sleep(0.2)
+        with MCPTools(f"http://127.0.0.1:{port}/mcp") as mcp:
+            assert {s.name for s in mcp.specs} == {"station_weather", "station_history"}
+            obs = mcp.execute(ToolCall("station_weather", {"city": "Oslo", "unit": "F"}))
+            assert obs.response == "Oslo: 18 F, light rain"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -70,6 +70,7 @@ def create_agent_app(
     allow_commands: bool = False,
     traces_dir: str | Path | None = None,
     run_workers: int = 2,
+    chat_attempts: int = 3,
 ) -> FastAPI:
     roles.get("planner"), roles.get("caller"), roles.get("summarizer")  # fail at start, naming an unbound role
     store.recover()
@@ -133,7 +134,7 @@ def create_agent_app(
     def health() -> dict[str, Any]:
         return {"ok": True, "model": model_id}
 
-    app.include_router(chat_router(roles, model_id, log=log.error))
+    app.include_router(chat_router(roles, model_id, attempts=chat_attempts, log=log.error))
     app.include_router(runs_router(manager))
 
     @app.get("/", include_in_schema=False)

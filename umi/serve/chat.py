@@ -103,7 +103,10 @@ def stream_chunks(base: dict[str, Any], message: dict[str, Any], finish: str) ->
     return out
 
 
-def chat_router(roles: Roles, model_id: str, *, log: Callable[[str], None] | None = None) -> APIRouter:
+def chat_router(
+    roles: Roles, model_id: str, *, attempts: int = 3, log: Callable[[str], None] | None = None
+) -> APIRouter:
+    """The chat route; `attempts` bounds the planner steps one request may take to reach a valid call."""
     router = APIRouter()
 
     @router.post("/v1/chat/completions", response_model=None)
@@ -115,7 +118,9 @@ def chat_router(roles: Roles, model_id: str, *, log: Callable[[str], None] | Non
         base = {"id": "chatcmpl-" + uuid.uuid4().hex[:24], "created": int(time.time()), "model": model_id}
 
         def run() -> StepResult:
-            return decide(roles, specs, conv.history, tool_choice=choice, named=named, max_new_tokens=max_new)
+            return decide(
+                roles, specs, conv.history, tool_choice=choice, named=named, max_new_tokens=max_new, attempts=attempts
+            )
 
         if not req.stream:
             result = await run_in_threadpool(run)

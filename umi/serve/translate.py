@@ -69,8 +69,6 @@ class Conversation:
 
     history: list[Turn]
     query: str
-    #: Names of the calls already made, in order (the caller's repeat guard reads them).
-    calls: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -102,7 +100,6 @@ def _flush(open_calls: _OpenCalls, conv: Conversation) -> None:
         conv.history.append(_turn("caller", caller_text(name, args)))
         text = open_calls.answers[cid]
         conv.history.append(_turn("observation", render_observation(text, "" if text else "the tool returned nothing")))
-        conv.calls.append((name, args))
 
 
 def messages_to_conversation(messages: Sequence[Message]) -> Conversation:
