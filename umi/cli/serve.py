@@ -133,13 +133,18 @@ def register(app: typer.Typer) -> None:
             False, "--allow-commands", help="Let POST /v1/runs start MCP servers from command lines."
         ),
         workers: int = typer.Option(2, "--workers", min=1, help="Server-side runs at a time."),
+        constrain: bool = typer.Option(
+            False, "--constrain/--no-constrain", help="Output grammars for every role (exact tool_choice calls)."
+        ),
     ) -> None:
         """Serve α-UMi: OpenAI-compatible `/v1/chat/completions`, `/v1/runs`, and the trace viewer at `/`.
 
         Set UMI_API_KEY to require `Authorization: Bearer <key>` on every /v1/ request."""
-        from umi.serve.agent_server import create_agent_app
+        from umi.serve.agent_server import agent_supports, create_agent_app
         from umi.serve.run_store import RunStore
 
+        if constrain and not agent_supports("constrain"):
+            fail("--constrain: this umi build has no output grammars for the agent yet (issue #12)")
         sock = bind(host, port)
         if traces is not None and not traces.is_dir():
             fail(f"--traces {traces} is not a folder of trace files")
@@ -157,6 +162,7 @@ def register(app: typer.Typer) -> None:
                 allow_commands=allow_commands,
                 traces_dir=traces,
                 run_workers=workers,
+                agent_options={"constrain": True} if constrain else None,
             )
         except ValueError as exc:
             fail(f"--roles {roles or '(default)'}: {exc}")

@@ -61,6 +61,15 @@ def served_model(roles: Roles, model_id: str) -> dict[str, Any]:
     }
 
 
+def agent_supports(option: str) -> bool:
+    """Whether this umi's agent takes `option` (constrained decoding arrives with issue #12's grammars)."""
+    import inspect
+
+    from umi.agent import AgentBase
+
+    return option in inspect.signature(AgentBase.__init__).parameters
+
+
 def create_agent_app(
     roles: Roles,
     *,
@@ -71,12 +80,15 @@ def create_agent_app(
     traces_dir: str | Path | None = None,
     run_workers: int = 2,
     chat_attempts: int = 3,
+    agent_options: dict[str, Any] | None = None,
 ) -> FastAPI:
+    """The app. `agent_options` go to every agent the server builds (chat steps and runs), e.g.
+    `{"constrain": True}` for output grammars where the agent has them."""
     roles.get("planner"), roles.get("caller"), roles.get("summarizer")  # fail at start, naming an unbound role
     store.recover()
     if traces_dir is not None:
         import_traces(store, traces_dir)
-    manager = RunManager(roles, store, allow_commands=allow_commands, workers=run_workers)
+    manager = RunManager(roles, store, allow_commands=allow_commands, workers=run_workers, agent_options=agent_options)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -134,7 +146,7 @@ def create_agent_app(
     def health() -> dict[str, Any]:
         return {"ok": True, "model": model_id}
 
-    app.include_router(chat_router(roles, model_id, attempts=chat_attempts, log=log.error))
+    app.include_router(chat_router(roles, model_id, attempts=chat_attempts, agent_options=agent_options, log=log.error))
     app.include_router(runs_router(manager))
 
     @app.get("/", include_in_schema=False)

@@ -104,7 +104,12 @@ def stream_chunks(base: dict[str, Any], message: dict[str, Any], finish: str) ->
 
 
 def chat_router(
-    roles: Roles, model_id: str, *, attempts: int = 3, log: Callable[[str], None] | None = None
+    roles: Roles,
+    model_id: str,
+    *,
+    attempts: int = 3,
+    agent_options: dict[str, Any] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> APIRouter:
     """The chat route; `attempts` bounds the planner steps one request may take to reach a valid call."""
     router = APIRouter()
@@ -119,7 +124,14 @@ def chat_router(
 
         def run() -> StepResult:
             return decide(
-                roles, specs, conv.history, tool_choice=choice, named=named, max_new_tokens=max_new, attempts=attempts
+                roles,
+                specs,
+                conv.history,
+                tool_choice=choice,
+                named=named,
+                max_new_tokens=max_new,
+                attempts=attempts,
+                agent_options=agent_options,
             )
 
         if not req.stream:

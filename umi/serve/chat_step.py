@@ -11,7 +11,9 @@ planner reads it, as in a full episode) and the step is tried again, up to `atte
 - `required`: a conclusion or give-up route is turned into a caller route;
 - a named function: a caller route, and the caller sees that one tool only (its prompt documents, its name
   check, and any output grammar built from them).
-Without constrained decoding a weak caller can still fail to write a valid call under `required`; the step then
+With output grammars on (`agent_options={"constrain": True}`, where the agent has them) the caller's grammar is
+built from that narrowed tool set, which makes `required` and named calls exact. Without them a weak caller can
+still fail to write a valid call under `required`; the step then
 ends with `kind == "no_call"` and the reason.
 """
 
@@ -107,8 +109,11 @@ def decide(
     named: str | None = None,
     max_new_tokens: int = 256,
     attempts: int = 3,
+    agent_options: dict[str, Any] | None = None,
 ) -> StepResult:
-    """Run the roles on `history` until they name a call, answer or give up (at most `attempts` planner steps)."""
+    """Run the roles on `history` until they name a call, answer or give up (at most `attempts` planner steps).
+
+    `agent_options` go to the agent as they are (e.g. `constrain=True` where the agent has output grammars)."""
     force = {"none": "conclusion", "required": "caller"}.get(tool_choice)
     caller_tools = None
     if named is not None:
@@ -127,6 +132,7 @@ def decide(
         max_steps=1,
         max_new_tokens=max_new_tokens,
         on_event=records.append,
+        **(agent_options or {}),
     )
     result = StepResult(kind="no_call", records=records)
     turns = list(history)

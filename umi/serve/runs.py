@@ -102,8 +102,17 @@ def _source_label(src: ToolSource, kind: str) -> str:
 class RunManager:
     """Runs episodes on a small worker pool; the store is the only place their state lives."""
 
-    def __init__(self, roles: Roles, store: RunStore, *, allow_commands: bool = False, workers: int = 2) -> None:
+    def __init__(
+        self,
+        roles: Roles,
+        store: RunStore,
+        *,
+        allow_commands: bool = False,
+        workers: int = 2,
+        agent_options: dict[str, Any] | None = None,
+    ) -> None:
         self.roles = roles
+        self.agent_options = dict(agent_options or {})
         self.store = store
         self.allow_commands = allow_commands
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="umi-run")
@@ -129,6 +138,7 @@ class RunManager:
                 max_steps=req.max_steps,
                 max_new_tokens=req.max_new_tokens,
                 on_event=lambda record: self.store.add_step(run_id, record),
+                **self.agent_options,
             )
             episode = agent.run(req.query)
             self.store.set_status(
