@@ -204,3 +204,40 @@ def test_server_killed_mid_run_keeps_every_recorded_step(kit, tmp_path: Path) ->
     assert run["status"] == "interrupted" and run["done"]
     assert run["steps"] == before
     assert [s["role"] for s in run["steps"][:3]] == ["planner", "caller", "tool"]
+
+
+def test_run_against_a_toolbench_server(agent_server, kit, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The tool source is a ToolBench-protocol server (umi's own StableToolBench server, on loopback)."""
+    from umi.serve.store import CacheStore
+    from umi.serve.tool_server import create_app
+
+    api = {
+        "category_name": "Weather",
+        "tool_name": "Weather Station",
+        "api_name": "current",
+        "api_description": "Current weather.",
+        "required_parameters": [{"name": "city", "type": "STRING"}],
+    }
+    tools_file = tmp_path / "api_list.json"
+    tools_file.write_text(json.dumps([api]), encoding="utf-8")
+    cache = CacheStore(tmp_path / "cache.jsonl")
+    cache.put("current_for_weather_station", {"city": "Porto"}, {"error": "", "response": "Porto: windy"})
+    with kit.serving(create_app(cache)) as tool_url, agent_server() as url:
+        source = {"toolbench_url": tool_url + "/virtual", "tools_file": str(tools_file)}
+        body = {"query": "What is the weather in Porto?", "tool_source": source}
+        run = _wait_done(url, httpx.post(f"{url}/v1/runs", json=body).json()["id"])
+    assert run["status"] == "answered" and run["answer"] == "Answer for Porto: Porto: windy"
+    assert run["steps"][2]["tool_call"] == {"name": "current_for_weather_station", "arguments": {"city": "Porto"}}
+
+
+def test_run_a_demo_scenario(agent_server, shared_data: Path) -> None:  # type: ignore[no-untyped-def]
+    from umi.demo import build_scenario, scripted_roles
+
+    query = build_scenario("landscape").query
+    with agent_server(scripted_roles("landscape")) as url:
+        body = {"query": query, "tool_source": {"demo": "landscape"}}
+        run = _wait_done(url, httpx.post(f"{url}/v1/runs", json=body).json()["id"])
+    assert run["status"] == "answered" and "Art Lessons With Leah" in run["answer"]
+    tools = [s for s in run["steps"] if s["role"] == "tool"]
+    assert tools[0]["tool_call"]["name"] == "video_for_simple_youtube_search" and tools[0]["error"]
+    assert tools[1]["tool_call"]["name"] == "search_for_simple_youtube_search" and not tools[1]["error"]
