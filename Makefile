@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.umi-installed
 
-.PHONY: setup demo test lint typecheck clean
+.PHONY: setup browser demo test lint typecheck clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,7 +19,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q mpmath
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) browser
+
+# Headless Chromium for the trace-viewer test: Debian's package (Playwright drives it; no browser download).
+# Skipped where chromium is already installed; without root or apt it says so and the browser test skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update && apt-get install -y chromium chromium-driver; } \
+		|| echo "note: chromium not installed (needs root and apt); the viewer's browser test will skip"
 
 demo: setup
 	$(BIN)/umi demo

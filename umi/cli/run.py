@@ -47,11 +47,38 @@ def _agent(roles, tools, executor, *, single: bool, dfsdt: bool, **kwargs):  # t
     return DFSDT(agent) if dfsdt else agent
 
 
+def _run_one(
+    query, specs, executor, roles, single, dfsdt, max_steps, max_new_tokens, trace, as_json, constrain
+) -> None:  # type: ignore[no-untyped-def]
+    """One query on the agent, shown live, then the answer and the cost table."""
+    agent = _agent(
+        _load_roles(roles),
+        specs,
+        executor,
+        single=single,
+        dfsdt=dfsdt,
+        max_steps=max_steps,
+        max_new_tokens=max_new_tokens,
+        trace_path=trace,
+        constrain=constrain,
+    )
+    episode = agent.run(query)
+    console.print(Panel(episode.answer or episode.reason or "(no answer)", title="answer", border_style="bold green"))
+    console.print(_cost_table(episode))
+    if as_json:
+        print_json_last(episode.summary())
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def run(
         query: str = typer.Argument(..., help="The task, in plain words."),
-        tools: Path = typer.Option(..., "--tools", help="Tools: ToolSpec list, api_list, OpenAI functions or OpenAPI."),
+        tools: Path | None = typer.Option(
+            None, "--tools", help="Tools: ToolSpec list, api_list, OpenAI functions or OpenAPI."
+        ),
+        mcp: str | None = typer.Option(
+            None, "--mcp", help='An MCP server for tools and calls: "COMMAND ARGS" (stdio) or an http(s) URL.'
+        ),
         replay: Path | None = typer.Option(None, "--replay", help="Recorded responses ({cache: {api: {args: text}}})."),
         toolbench_url: str | None = typer.Option(None, "--toolbench-url", help="A ToolBench/StableToolBench server."),
         roles: str | None = typer.Option(None, "--roles", help="Role config (TOML), run manifest, or packaged name."),
@@ -66,14 +93,40 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Run the agent on one query, showing each role's output live, then the answer and the cost table."""
+        from umi.tools.base import Executor
+
+        if mcp:
+            from umi.tools.mcp import MCPError, MCPTools
+
+            if tools or replay or toolbench_url:
+                fail("--mcp brings its own tools and calls; drop --tools, --replay and --toolbench-url")
+            try:
+                session = MCPTools(mcp)
+            except MCPError as exc:
+                fail(str(exc))
+            with session:
+                _run_one(
+                    query,
+                    session.specs,
+                    session,
+                    roles,
+                    single,
+                    dfsdt,
+                    max_steps,
+                    max_new_tokens,
+                    trace,
+                    as_json,
+                    constrain,
+                )
+            return
+        if tools is None:
+            fail('give --tools FILE (with --replay or --toolbench-url), or --mcp "COMMAND ARGS"')
         from umi.tools import ReplayCache, ToolBenchServerExecutor, load_tools
 
         try:
             specs = load_tools(tools)
         except (OSError, ValueError) as exc:
             fail(f"{tools}: {exc}")
-        from umi.tools.base import Executor
-
         executor: Executor
         if toolbench_url:
             executor = ToolBenchServerExecutor(toolbench_url, specs)
@@ -81,24 +134,7 @@ def register(app: typer.Typer) -> None:
             executor = ReplayCache.from_recorded(replay, specs=specs)
         else:
             fail("give --replay FILE (recorded responses) or --toolbench-url URL so tool calls have somewhere to go")
-        agent = _agent(
-            _load_roles(roles),
-            specs,
-            executor,
-            single=single,
-            dfsdt=dfsdt,
-            max_steps=max_steps,
-            max_new_tokens=max_new_tokens,
-            trace_path=trace,
-            constrain=constrain,
-        )
-        episode = agent.run(query)
-        console.print(
-            Panel(episode.answer or episode.reason or "(no answer)", title="answer", border_style="bold green")
-        )
-        console.print(_cost_table(episode))
-        if as_json:
-            print_json_last(episode.summary())
+        _run_one(query, specs, executor, roles, single, dfsdt, max_steps, max_new_tokens, trace, as_json, constrain)
 
     @app.command()
     def demo(
