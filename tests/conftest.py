@@ -13,6 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("UMI_SHARED_DATA", ROOT.parent / "shared" / "data"))
+# CI sets UMI_REQUIRE_DATA=1 (`.ci/run`): the golden, scorer and split checks must run there, not skip.
+REQUIRE_DATA = os.environ.get("UMI_REQUIRE_DATA", "") not in ("", "0")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -22,9 +24,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """`../shared/data`; tests that need it skip with a clear message where it is absent."""
+    """`../shared/data`; tests that need it skip with a clear message where it is absent, and fail naming the
+    missing folder when UMI_REQUIRE_DATA=1 (CI), so a green CI run always includes them."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data not found at {SHARED_DATA} (set UMI_SHARED_DATA)")
+        message = f"shared data not found at {SHARED_DATA} (set UMI_SHARED_DATA)"
+        if REQUIRE_DATA:
+            pytest.fail(f"{message}; UMI_REQUIRE_DATA=1 makes this a failure, not a skip", pytrace=False)
+        pytest.skip(message)
     return SHARED_DATA
 
 

@@ -16,7 +16,11 @@ from .conftest import make_roles
 runner = CliRunner()
 
 
-def test_demo_scripted_landscape_recovers_from_the_broken_api(shared_data: Path, tmp_path: Path) -> None:
+def test_demo_scripted_landscape_puts_the_broken_apis_error_in_the_planners_prompt(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """The recorded script makes the switch to the Search API itself; what this shows is the plumbing under it: the
+    broken Video API's error becomes an observation and reaches the planner's next prompt."""
     result = runner.invoke(
         app, ["demo", "--scripted", "--scenario", "landscape", "--trace-dir", str(tmp_path)], terminal_width=200
     )
@@ -26,7 +30,7 @@ def test_demo_scripted_landscape_recovers_from_the_broken_api(shared_data: Path,
     tools = [r for r in records if r.role == "tool"]
     assert tools[0].tool_call and tools[0].tool_call["name"] == BROKEN_VIDEO_API and tools[0].error
     assert tools[1].tool_call and tools[1].tool_call["name"] != BROKEN_VIDEO_API and not tools[1].error
-    # the planner read the error before switching
+    # the error reached the planner before the (scripted) switch
     second_planner = [r for r in records if r.role == "planner"][1]
     assert "503 Service Unavailable" in second_planner.prompt
 

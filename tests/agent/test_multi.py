@@ -87,10 +87,19 @@ def test_unknown_and_partial_names_are_errors_not_suffix_matches(toolbox) -> Non
     )
     ep = MultiLLMAgent(roles, specs, ex, caller_repairs=1).run("q")
     assert ep.calls == []  # neither "video" (a suffix of two tools) nor "" ran anything
-    obs = next(t for t in ep.history if t.role == "observation")
-    assert "unknown API name 'video'" not in obs.value or "no API name" in obs.value
-    assert "no API name" in obs.value
-    assert any("unusable" in i for i in ep.parse_issues)
+    # "video" is refused by name, and the repair prompt says so and lists the exact names
+    repair_prompt = roles.caller.engine.prompts[1][0]  # type: ignore[union-attr]
+    assert (
+        "(The previous call was invalid: unknown API name 'video' (use exactly one of: broken_video, "
+        "channel_details, search_video). Fix it.)"
+    ) in repair_prompt
+    # the repair ("") is refused too; that last failure is the step's observation and its parse issue
+    assert [(t.role, t.value) for t in ep.history[2:4]] == [
+        ("caller", "Action: \nAction Input: {}"),
+        ("observation", '{"error": "no API name after \'Action:\'"}'),
+    ]
+    assert ep.parse_issues == ["step 0: caller output unusable: no API name after 'Action:'"]
+    assert ep.status == "gave_up"
 
 
 def test_repair_retry_fixes_bad_json(toolbox) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from umi.cli.main import app
-from umi.data import compute_stats, load_trajectories, shared, split_by_tools
+from umi.data import compute_stats, load_trajectories, shared, split_by_tools, tool_components
 from umi.data.rows import build_rows
 
 
@@ -19,10 +19,32 @@ def test_split_is_tool_disjoint_balanced_and_deterministic(ood_path: Path) -> No
     b = split_by_tools(trajs, seed=0)
     assert a == b
     assert sorted(a.train + a.test) == list(range(400))
-    # The largest tool-connected group holds 218 trajectories, so 182/218 is the closest to 50/50.
-    assert min(len(a.train), len(a.test)) >= 180
+    # The largest tool-connected group holds 218 trajectories, so 218/182 is the closest to 50/50 (README, "Data").
+    assert max(len(c) for c in tool_components(trajs)) == 218
+    assert (len(a.train), len(a.test)) == (218, 182)
     train = compute_stats([trajs[i] for i in a.train])
     test = compute_stats([trajs[i] for i in a.test])
+    # the README's table, cell for cell
+    assert (train.as_dict(), test.as_dict()) == (
+        {
+            "trajectories": 218,
+            "steps": 832,
+            "steps_caller": 613,
+            "steps_conclusion": 172,
+            "steps_give_up": 47,
+            "apis": 343,
+            "tools": 183,
+        },
+        {
+            "trajectories": 182,
+            "steps": 715,
+            "steps_caller": 533,
+            "steps_conclusion": 122,
+            "steps_give_up": 60,
+            "apis": 367,
+            "tools": 113,
+        },
+    )
     assert shared(train, test) == {"shared_apis": 0, "shared_tools": 0}
 
 
@@ -48,7 +70,8 @@ def test_build_all_rows_from_400_trajectories_quickly(ood_path: Path) -> None:
     start = time.perf_counter()
     rows = build_rows(trajs)
     elapsed = time.perf_counter() - start
-    assert rows.counts()["planner"] == 1547 and rows.counts()["caller"] == 1146
+    # README, "Data": 1,547 backbone and planner rows, 1,146 caller, 293 summarizer, 2,986 multi-task
+    assert rows.counts() == {"backbone": 1547, "planner": 1547, "caller": 1146, "summarizer": 293, "multitask": 2986}
     print(f"built {sum(rows.counts().values())} rows in {elapsed:.2f} s")
 
 

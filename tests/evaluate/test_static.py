@@ -157,7 +157,8 @@ def test_steps_subset_file_and_sampling(ood_path: Path, tmp_path: Path) -> None:
     run_static(ood_path, roles, tmp_path / "run", keys=read_step_keys(path), batch_size=4)
     got = sorted((r.traj, r.step) for r in read_predictions(str(tmp_path / "run" / "predictions.jsonl")))
     assert got == keys
-    assert read_step_keys(tmp_path / "run" / "predictions.jsonl") is not None  # a predictions file is a subset too
+    # a predictions file is a subset too (its lines are in run order: batches grouped by prompt length)
+    assert sorted(read_step_keys(tmp_path / "run" / "predictions.jsonl")) == keys
     with pytest.raises(ValueError, match="not in the data"):
         select_steps(steps, keys=[(99999, 0)])
     run_static(ood_path, roles, tmp_path / "grow", limit=2)

@@ -143,7 +143,7 @@ def test_models_check_cli(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "not found" in result.output
 
 
-def test_shipped_glpft_roles_are_the_default_on_llamacpp() -> None:
+def test_shipped_glpft_roles_are_the_default_on_llamacpp(shared_data: Path) -> None:
     """umi ships GLPFT roles trained for the embedded base (`benchmarks/glpft_small.py`); they are the default:
     one llama.cpp engine, stage 1 always on, one adapter per role; they change what the bare base writes."""
     from umi.demo import build_scenario
@@ -162,12 +162,22 @@ def test_shipped_glpft_roles_are_the_default_on_llamacpp() -> None:
         "summarizer": "summarizer",
         "backbone": None,  # stage 1 alone: GLPFT's single-LLM model
     }
+    # each role's request switches on stage 1 and that role's adapter, nothing else
+    for role in ("planner", "caller", "summarizer"):
+        on = {i for i, n in enumerate(engine._lora_ids) if n in ("stage1", role)}
+        assert engine._lora_field(role) == [
+            {"id": i, "scale": 1.0 if i in on else 0.0} for i in range(len(engine._lora_ids))
+        ]
+    assert sorted(engine._lora_ids) == ["caller", "planner", "stage1", "summarizer"]
     scenario = build_scenario("landscape")
     prompt = planner_prompt(scenario.tools, [Turn.model_validate({"from": "user", "value": scenario.query})])
     params = GenerationParams(max_new_tokens=24)
     trained = roles.get("planner").complete([prompt], params)[0].text
     bare_roles = load_roles("embedded")
     bare = bare_roles.get("planner").complete([prompt], params)[0].text
-    assert trained != bare
+    # Greedy, unconstrained, on the landscape task (measured): the bare base starts echoing the prompt's format line,
+    # the shipped planner the history header; neither writes a `Next:` marker yet (issue 12's grammars change that).
+    assert bare.startswith("\nThe thought of next step, followed by Next: caller or conclusion or give up."), bare
+    assert trained.startswith("\nThe conversation history is:\nuser: I need to find a tutorial"), trained
     engine.close()
     bare_roles.get("planner").engine.close()

@@ -146,12 +146,19 @@ def test_replay_cache_from_recorded(shared_data: Path) -> None:
     cache = ReplayCache.from_recorded(shared_data / "alpha_umi/derived_ood_observation_cache.json")
     # 795 recorded (API, raw Action Input) pairs; 9 differ only in JSON whitespace and normalise together
     assert len(cache) == 786
-    api = next(iter(cache.entries))
-    key = next(iter(cache.entries[api]))
-    obs = cache.execute(ToolCall(api, json.loads(key) if key.startswith("{") else {}))
-    assert obs.ok or "no recorded response" in obs.error
+    recorded = json.loads((shared_data / "alpha_umi/derived_ood_observation_cache.json").read_text())["cache"]
+    # every one of the 795 recorded calls replays its own recorded response, whatever its JSON whitespace
+    replayed = [
+        (cache.execute(ToolCall(api, json.loads(raw))), response)
+        for api, calls in recorded.items()
+        for raw, response in calls.items()
+    ]
+    assert len(replayed) == 795
+    assert all(obs.ok and obs.response == response for obs, response in replayed)
+    assert cache.hits == 795 and cache.misses == 0
+    api = next(iter(recorded))
     miss = cache.execute(ToolCall(api, {"never": "seen"}))
-    assert "no recorded response" in miss.error
+    assert miss.error == f"no recorded response for {api} with these arguments" and not miss.ok
 
 
 def test_replay_cache_normalises_and_simulates() -> None:
