@@ -15,7 +15,7 @@ same rows once (one optimizer step per trajectory's rows, after one untimed warm
 
 Target tokens per second (tokens that carry loss: the same work in every mode) is the figure to compare.
 
-    python benchmarks/train_throughput.py            # run it through /work/tools/exclusive-like isolation
+    python benchmarks/train_throughput.py --threads 1   # alone on the machine: nothing else running
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ import sys
 import time
 from pathlib import Path
 
+from _results import results_header, shared_data  # benchmarks/ is on sys.path when run as a script
+
 ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("UMI_SHARED_DATA", ROOT.parent / "shared" / "data"))
-SOURCE = DATA / "alpha_umi" / "dataset" / "toolbench" / "test" / "out_of_domain.json"
+SOURCE = shared_data() / "alpha_umi" / "dataset" / "toolbench" / "test" / "out_of_domain.json"
 MODES = ("dynamic", "lm-head", "lm-head+bf16", "prefix-pack", "top-half")
 
 
@@ -148,13 +149,7 @@ def main() -> None:
     if args.mode:
         print(json.dumps(child(args.mode, args)))
         return
-    command = (
-        "python benchmarks/train_throughput.py"
-        + (f" --trajectories {args.trajectories}" if args.trajectories != 3 else "")
-        + (f" --threads {args.threads}" if args.threads != 2 else "")
-        + (f" --modes {args.modes}" if args.modes != ",".join(MODES) else "")
-    )
-    load_before = _load()
+    header = results_header()
     res = {}
     for mode in args.modes.split(","):
         cmd = [sys.executable, __file__, "--mode", mode, "--trajectories", str(args.trajectories)]
@@ -164,7 +159,7 @@ def main() -> None:
         print(mode, res[mode], flush=True)
     base = res[next(iter(res))]
     lines = [
-        f"Command: `{command}` · load average (`uptime`): {load_before}",
+        header.rstrip("\n"),
         "",
         "# Training throughput: umi's CPU levers against dynamic padding, same rows",
         "",

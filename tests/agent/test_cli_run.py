@@ -19,7 +19,7 @@ runner = CliRunner()
 def test_demo_scripted_landscape_puts_the_broken_apis_error_in_the_planners_prompt(
     shared_data: Path, tmp_path: Path
 ) -> None:
-    """The recorded script makes the switch to the Search API itself; what this shows is the plumbing under it: the
+    """The hand-written script makes the switch to the Search API itself; what this shows is the plumbing under it: the
     broken Video API's error becomes an observation and reaches the planner's next prompt."""
     result = runner.invoke(
         app, ["demo", "--scripted", "--scenario", "landscape", "--trace-dir", str(tmp_path)], terminal_width=200

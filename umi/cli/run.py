@@ -139,7 +139,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
         scenario: str = typer.Option("all", "--scenario", help="music, landscape or all."),
-        scripted: bool = typer.Option(False, "--scripted", help="Play the recorded script instead of a model."),
+        scripted: bool = typer.Option(False, "--scripted", help="Play a hand-written script (not model output) that shows the control flow."),
         roles: str | None = typer.Option(
             None, "--roles", help="Role config; default: the embedded model with the shipped GLPFT roles."
         ),
@@ -164,7 +164,7 @@ def register(app: typer.Typer) -> None:
                 if trained
                 else "a 135M model zero-shot does not follow the tool format"
             )
-            console.print(f"[bold]roles:[/] {src}  ({why}; `umi demo --scripted` plays the recorded script)")
+            console.print(f"[bold]roles:[/] {src}  ({why}; `umi demo --scripted` plays a hand-written script, not model output)")
             console.print(
                 "[bold]constraint:[/] "
                 + (
@@ -192,7 +192,7 @@ def register(app: typer.Typer) -> None:
                 max_steps=6 if scripted else max_steps,
                 max_new_tokens=max_new_tokens,
                 trace_path=(trace_dir / f"{name}.jsonl") if trace_dir else None,
-                constrain=constrain and not scripted,  # a recorded script is text, not a model to constrain
+                constrain=constrain and not scripted,  # a hand-written script is text, not a model to constrain
             )
             episode = agent.run(s.query)
             console.print(

@@ -110,7 +110,7 @@ def build_scenario(name: str) -> Scenario:
 
 
 def scripted_roles(name: str) -> Roles:
-    """Roles that play the recorded script of a scenario (labelled as scripted wherever shown)."""
+    """Roles that play the hand-written script of a scenario (not model output; labelled so wherever shown)."""
     script = _asset("scripted.json")[name]
     return Roles(
         planner=RoleBinding(ScriptedEngine(script["planner"], name="scripted"), label="scripted"),
