@@ -155,3 +155,22 @@ def test_closing_engines_right_after_building_them_does_not_hang() -> None:
         raise AssertionError(f"closing a fresh llama.cpp engine hung; printed so far: {exc.stdout!r}") from None
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.splitlines()[-1] == "all closed"
+
+
+def test_http_engine_pins_roles_to_llamacpp_server_slots_and_reads_cached_tokens() -> None:
+    """Through llama.cpp's OpenAI-compatible HTTP endpoint: `id_slot` + `cache_prompt` per role, and the server's
+    cached-token count lands in the completion."""
+    from umi.models.llamacpp import LlamaCppEngine
+    from umi.models.openai_http import OpenAIEngine
+
+    server = LlamaCppEngine("embedded", n_ctx=512, slots=("planner", "caller"), n_threads=2)
+    try:
+        url = server.listening_address() + "/v1"
+        http = OpenAIEngine(url, model="smollm2", llamacpp_slots=True, slots=("planner", "caller"), role="test")
+        calls = growing_history(2)
+        outs = [http.complete([p], GREEDY, cache_key=role)[0] for role, p in calls]
+        assert_reuse_per_role(outs, calls, 12)
+        plain = OpenAIEngine(url, model="smollm2", role="test")  # no slots: the server picks; no id_slot sent
+        assert plain.slots is None and plain.complete([calls[0][1]], GREEDY)[0].text == outs[0].text
+    finally:
+        server.close()
