@@ -261,3 +261,24 @@ def test_steps_run_trajectory_by_trajectory_in_step_order(ood_path: Path, tmp_pa
     costs = json.loads((tmp_path / "costs.json").read_text())
     assert costs == run.costs and costs["planner"]["calls"] == 8
     assert costs["planner"]["prompt_tokens"] == costs["planner"]["prefilled_tokens"] > 0  # scripted: no cache
+
+
+def test_lanes_follow_what_the_engine_serves_side_by_side() -> None:
+    """A llama.cpp engine with one slot per role runs one trajectory at a time (interleaving trajectories on one
+    slot would evict each other's history); with n_parallel lanes it runs that many; engines that batch get the
+    batch size."""
+    from umi.evaluate.static import engine_lanes
+    from umi.models.slots import SlotTable
+
+    class Slotted:
+        def __init__(self, lanes: int) -> None:
+            self.slots = SlotTable(["planner", "caller"], lanes)
+
+    class Http:
+        slots = None
+        concurrency = 4
+
+    def lanes(engine: object) -> int:
+        return engine_lanes(Roles(planner=RoleBinding(engine)), "planner", 8)  # type: ignore[arg-type]
+
+    assert [lanes(Slotted(1)), lanes(Slotted(3)), lanes(Http()), lanes(ScriptedEngine(["x"]))] == [1, 3, 4, 8]
