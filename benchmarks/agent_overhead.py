@@ -2,28 +2,39 @@
 
 Part 1: a scripted engine with a fixed latency plays planner and caller; the agent's wall time minus the engine's
 time is umi's overhead per step (prompt building, parsing, tool dispatch, trace writing). Part 2: the same tasks
-run by the multi-LLM agent and by the single-LLM agent with the embedded model; the ratio of their times.
+run by the multi-LLM agent and by the single-LLM agent on the same roles (by default the shipped GLPFT roles on
+one llama.cpp base: planner/caller/summarizer LoRAs, backbone = stage 1), same step and token limits; the ratios
+of their wall times and of their prefilled prompt tokens. `--one-slot` adds the multi-LLM run on a server with
+one slot for every role (the layout before per-role slots), measured in the same run.
 
-    python benchmarks/agent_overhead.py [--tasks 20] [--skip-model]
+    python benchmarks/agent_overhead.py [--tasks 20] [--max-steps 3] [--max-new-tokens 48] [--roles embedded-glpft]
+        [--one-slot] [--skip-model]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from umi.agent import MultiLLMAgent, SingleLLMAgent
 from umi.data import load_trajectories
 from umi.format import caller_text, planner_text
 from umi.models import ScriptedEngine
+from umi.models.build import bind_roles
+from umi.models.role_config import TRAINED_NAME, llamacpp_manifest_config, trained_roles_dir
 from umi.models.roles import RoleBinding, Roles, load_roles
 from umi.tools import ReplayCache
 
 ROOT = Path(__file__).resolve().parents[1]
-OOD = ROOT.parent / "shared/data/alpha_umi/dataset/toolbench/test/out_of_domain.json"
+SHARED = Path(os.environ.get("UMI_SHARED_DATA", ROOT.parent / "shared/data"))
+OOD = SHARED / "alpha_umi/dataset/toolbench/test/out_of_domain.json"
 LATENCY = 0.005
 
 
@@ -60,20 +71,59 @@ def overhead(trajs, steps_per_task: int = 6) -> dict[str, float]:
     }
 
 
-def model_ratio(trajs, max_steps: int, max_new_tokens: int) -> dict[str, float]:
-    roles = load_roles("embedded")
-    times = {}
-    for label, cls in (("multi", MultiLLMAgent), ("single", SingleLLMAgent)):
-        start = time.perf_counter()
-        steps = 0
-        for traj in trajs:
-            cache = ReplayCache()
-            agent = cls(roles, traj.tools, cache, max_steps=max_steps, max_new_tokens=max_new_tokens)
-            steps += agent.run(traj.instruction).steps
-        times[label] = time.perf_counter() - start
-        times[f"{label}_steps"] = steps
-    times["ratio_multi_over_single"] = times["multi"] / times["single"]
-    return times
+def bound_roles(name: str, *, one_slot: bool = False) -> Roles:
+    """The roles to compare. `one_slot` builds the same engine with a single server slot for every role."""
+    if name == TRAINED_NAME:
+        manifest = trained_roles_dir()
+        if manifest is None:
+            raise SystemExit(f"{TRAINED_NAME}: this checkout ships no trained roles; pass --roles embedded")
+        rc = llamacpp_manifest_config(manifest)
+        if one_slot:
+            rc.config["engines"]["base"]["slots"] = []
+        return bind_roles(rc)
+    if one_slot:
+        raise SystemExit("--one-slot is only wired for the shipped roles")
+    return load_roles(name)
+
+
+def run_agents(roles: Roles, cls: Any, trajs, max_steps: int, max_new_tokens: int) -> dict[str, float]:
+    """Wall time, steps and token counts of one agent kind over the tasks."""
+    totals = {"seconds": 0.0, "steps": 0, "calls": 0, "prompt_tokens": 0, "cached_tokens": 0, "prefilled_tokens": 0}
+    start, cpu = time.perf_counter(), time.process_time()
+    for traj in trajs:
+        agent = cls(roles, traj.tools, ReplayCache(), max_steps=max_steps, max_new_tokens=max_new_tokens)
+        ep = agent.run(traj.instruction)
+        totals["steps"] += ep.steps
+        for c in ep.costs.values():
+            for k in ("calls", "prompt_tokens", "cached_tokens", "prefilled_tokens"):
+                totals[k] += c.get(k, 0)
+    totals["seconds"] = time.perf_counter() - start
+    # CPU seconds beside wall time: the machine is shared, and other jobs' load stretches wall time only
+    totals["cpu"] = time.process_time() - cpu
+    return totals
+
+
+def model_ratio(trajs, max_steps: int, max_new_tokens: int, roles_name: str, one_slot: bool) -> dict[str, Any]:
+    roles = bound_roles(roles_name)
+    out: dict[str, Any] = {
+        "multi": run_agents(roles, MultiLLMAgent, trajs, max_steps, max_new_tokens),
+        "single": run_agents(roles, SingleLLMAgent, trajs, max_steps, max_new_tokens),
+    }
+    for b in roles.bound().values():
+        close = getattr(b.engine, "close", None)
+        if close:
+            close()
+    if one_slot:
+        old = bound_roles(roles_name, one_slot=True)
+        out["multi, one slot"] = run_agents(old, MultiLLMAgent, trajs, max_steps, max_new_tokens)
+        old.get("planner").engine.close()  # type: ignore[attr-defined]
+    return out
+
+
+def header() -> list[str]:
+    """The command line and the machine load, first in every results file."""
+    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    return [f"Command: `python {' '.join(sys.argv)}`", "", f"Load when it started: `{load}`", ""]
 
 
 def main() -> None:
@@ -81,11 +131,15 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=20)
     ap.add_argument("--max-steps", type=int, default=3)
     ap.add_argument("--max-new-tokens", type=int, default=48)
+    ap.add_argument("--roles", default=TRAINED_NAME, help="roles for part 2 (default: the shipped GLPFT roles)")
+    ap.add_argument("--one-slot", action="store_true", help="also run multi-LLM with one slot for every role")
     ap.add_argument("--skip-model", action="store_true")
     args = ap.parse_args()
+    head = header()
     trajs = load_trajectories(OOD).items[: args.tasks]
     o = overhead(trajs)
     lines = [
+        *head,
         "# Agent overhead",
         "",
         "Generated by `benchmarks/agent_overhead.py` (2-core CPU).",
@@ -96,14 +150,39 @@ def main() -> None:
     ]
     print(lines[-1])
     if not args.skip_model:
-        m = model_ratio(trajs, args.max_steps, args.max_new_tokens)
-        lines.append(
-            f"- Embedded SmolLM2-135M on llama.cpp, same {len(trajs)} tasks, ≤{args.max_steps} steps, "
-            f"≤{args.max_new_tokens} new tokens per call: multi-LLM {m['multi']:.1f} s "
-            f"({m['multi_steps']} steps), single-LLM {m['single']:.1f} s ({m['single_steps']} steps): "
-            f"**multi / single = {m['ratio_multi_over_single']:.2f}×**."
-        )
-        print(lines[-1])
+        m = model_ratio(trajs, args.max_steps, args.max_new_tokens, args.roles, args.one_slot)
+        multi, single = m["multi"], m["single"]
+        lines += [
+            "",
+            f"Roles `{args.roles}` on llama.cpp (one base, one server slot per role), the same {len(trajs)} tasks, "
+            f"≤{args.max_steps} steps, ≤{args.max_new_tokens} new tokens per call, unconstrained decoding, run one "
+            "after another in this process:",
+            "",
+            "| run | wall s | CPU s | steps | model calls | prompt tokens | cached | prefilled |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for label, t in m.items():
+            lines.append(
+                f"| {label} | {t['seconds']:.1f} | {t['cpu']:.1f} | {t['steps']} | {t['calls']} | "
+                f"{t['prompt_tokens']} | {t['cached_tokens']} | {t['prefilled_tokens']} |"
+            )
+        ratio = multi["seconds"] / single["seconds"]
+        pre = multi["prefilled_tokens"] / max(1, single["prefilled_tokens"])
+        lines += [
+            "",
+            f"- **multi / single wall time = {ratio:.2f}×** (CPU time {multi['cpu'] / single['cpu']:.2f}×), prefilled "
+            f"prompt tokens {pre:.2f}×, per step "
+            f"{multi['seconds'] / max(1, multi['steps']):.2f} s vs "
+            f"{single['seconds'] / max(1, single['steps']):.2f} s.",
+        ]
+        if "multi, one slot" in m:
+            old = m["multi, one slot"]
+            lines.append(
+                f"- One slot for every role (before per-role slots): multi / single "
+                f"{old['seconds'] / single['seconds']:.2f}× (CPU {old['cpu'] / single['cpu']:.2f}×), prefilled tokens "
+                f"{old['prefilled_tokens'] / max(1, single['prefilled_tokens']):.2f}× single's."
+            )
+        print("\n".join(lines[-12:]))
     (ROOT / "benchmarks/results/agent_overhead.md").write_text("\n".join(lines) + "\n")
 
 

@@ -1,9 +1,12 @@
-"""Engines side by side on a real α-UMi planner prompt: prefill and decode speed, peak memory, prefix caching.
+"""Engines side by side on a real α-UMi planner prompt: prefill and decode speed, peak memory, per-role caches.
 
 The speed runs turn llama.cpp's prompt cache off so both engines prefill in full.
 Each engine runs in its own subprocess so its peak resident memory is its own. Prefill speed comes from a
-1-token generation; decode speed from the extra time of a 64-token generation. Prefix caching: the planner
-prompts of 4 successive steps of one trajectory (a growing history), with llama.cpp's prompt cache on and off.
+1-token generation; decode speed from the extra time of a 64-token generation. Per-role caches: 4 successive
+steps of one trajectory (a growing history), planner then caller each step (gold thoughts), on the shipped GLPFT
+roles (planner and caller LoRAs on one base), on llama.cpp (one slot per role, and one slot for every role as
+before) and transformers (prefix KV cache on and off): per role, prompt tokens cached vs prefilled, and whether
+the greedy texts match the uncached run.
 
     python benchmarks/engines.py
 """
@@ -11,6 +14,7 @@ prompts of 4 successive steps of one trajectory (a growing history), with llama.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -19,13 +23,71 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-OOD = ROOT.parent / "shared/data/alpha_umi/dataset/toolbench/test/out_of_domain.json"
+SHARED = Path(os.environ.get("UMI_SHARED_DATA", ROOT.parent / "shared/data"))
+OOD = SHARED / "alpha_umi/dataset/toolbench/test/out_of_domain.json"
 NEW = 64
 TARGET = 1500  # prompt tokens
+CHAIN_NEW = 16  # new tokens per call of the per-role chain
+CHAIN_KINDS = {
+    "chain-llama.cpp": "llama.cpp, one slot per role",
+    "chain-llama.cpp-one-slot": "llama.cpp, one slot for every role",
+    "chain-transformers": "transformers, prefix cache per role",
+    "chain-transformers-nocache": "transformers, no prefix cache",
+}
 
 
-def prompts() -> tuple[str, list[str]]:
-    """One ~1,500-token planner prompt, and the 4 planner prompts of a growing history."""
+def chain_prompts() -> list[list[str]]:
+    """(role, prompt) of 4 steps of one trajectory: the planner's prompt, then the caller's with the gold thought."""
+    from umi.data import iter_steps, load_trajectories
+    from umi.format import caller_prompt, parse_planner, planner_prompt
+    from umi.schema import Turn
+
+    by_traj: dict[int, list] = {}
+    for s in iter_steps(load_trajectories(OOD).items):
+        by_traj.setdefault(s.traj, []).append(s)
+    chain = next(v for v in by_traj.values() if sum(s.route == "caller" for s in v[:4]) == 4)[:4]
+    calls = []
+    for s in chain:
+        thought = parse_planner(s.planner).thought
+        hist = [*s.history, Turn.model_validate({"from": "assistant", "value": s.planner})]
+        calls += [["planner", planner_prompt(s.tools, s.history)], ["caller", caller_prompt(s.tools, hist, thought)]]
+    return calls
+
+
+def run_chain(kind: str, calls: list[list[str]]) -> dict[str, Any]:
+    """The chain on the shipped roles; per role: prompt, cached and prefilled tokens, seconds; and the texts."""
+    from umi.models.base import GenerationParams
+    from umi.models.build import bind_roles
+    from umi.models.role_config import llamacpp_manifest_config, manifest_config
+    from umi.models.roles import trained_roles_dir
+
+    manifest = trained_roles_dir()
+    assert manifest is not None, "the per-role chain needs the shipped GLPFT roles"
+    if kind.startswith("chain-llama.cpp"):
+        rc = llamacpp_manifest_config(manifest, n_ctx=8192)
+        if kind.endswith("one-slot"):
+            rc.config["engines"]["base"]["slots"] = []
+    else:
+        rc = manifest_config(manifest)
+        rc.config["engines"]["lora"]["prefix_cache"] = not kind.endswith("nocache")
+    roles = bind_roles(rc)
+    params = GenerationParams(max_new_tokens=CHAIN_NEW)
+    per_role: dict[str, dict[str, float]] = {}
+    texts = []
+    start = time.perf_counter()
+    for role, prompt in calls:
+        c = roles.get(role).complete([prompt], params)[0]
+        t = per_role.setdefault(role, {"prompt": 0, "cached": 0, "prefilled": 0, "seconds": 0.0})
+        t["prompt"] += c.prompt_tokens
+        t["cached"] += c.cached_tokens
+        t["prefilled"] += c.prefilled_tokens
+        t["seconds"] += c.seconds
+        texts.append(c.text)
+    return {"seconds": time.perf_counter() - start, "roles": per_role, "texts": texts}
+
+
+def prompts() -> tuple[str, list[list[str]]]:
+    """One ~1,500-token planner prompt, and the per-role chain of a growing history."""
     from transformers import AutoTokenizer
 
     from umi.data import iter_steps, load_trajectories
@@ -36,16 +98,14 @@ def prompts() -> tuple[str, list[str]]:
     steps = iter_steps(load_trajectories(OOD).items)
     near = sorted(steps, key=lambda s: abs(len(planner_prompt(s.tools, s.history)) - 5000))[:50]
     one = min(near, key=lambda s: abs(len(tok(planner_prompt(s.tools, s.history)).input_ids) - TARGET))
-    by_traj: dict[int, list] = {}
-    for s in steps:
-        by_traj.setdefault(s.traj, []).append(s)
-    chain = next(v for v in by_traj.values() if len(v) >= 4)[:4]
-    return planner_prompt(one.tools, one.history), [planner_prompt(s.tools, s.history) for s in chain]
+    return planner_prompt(one.tools, one.history), chain_prompts()
 
 
-def run_engine(kind: str, prompts_file: Path) -> dict[str, float]:
+def run_engine(kind: str, prompts_file: Path) -> dict[str, Any]:
     from umi.models.base import GenerationParams
 
+    if kind in CHAIN_KINDS:
+        return run_chain(kind, json.loads(prompts_file.read_text())[1])
     start = time.perf_counter()
     engine: Any
     if kind == "transformers":
@@ -55,14 +115,9 @@ def run_engine(kind: str, prompts_file: Path) -> dict[str, float]:
     else:
         from umi.models.llamacpp import LlamaCppEngine
 
-        engine = LlamaCppEngine("embedded", cache_prompt=(kind == "llama.cpp-cache"), n_ctx=8192)
+        engine = LlamaCppEngine("embedded", cache_prompt=False, n_ctx=8192)
     load = time.perf_counter() - start
-    prompt, chain = json.loads(prompts_file.read_text())  # built by the parent: no tokenizer in this process
-    if kind == "llama.cpp-nocache" or kind == "llama.cpp-cache":
-        t = time.perf_counter()
-        for p in chain:
-            engine.complete([p], GenerationParams(max_new_tokens=1))
-        return {"chain_seconds": time.perf_counter() - t}
+    prompt, _ = json.loads(prompts_file.read_text())  # built by the parent: no tokenizer in this process
     engine.complete(["warm up"], GenerationParams(max_new_tokens=2))
     one = engine.complete([prompt + " "], GenerationParams(max_new_tokens=1))[0]  # distinct: no cache hit
     full = engine.complete([prompt + "  "], GenerationParams(max_new_tokens=NEW))[0]
@@ -77,6 +132,52 @@ def run_engine(kind: str, prompts_file: Path) -> dict[str, float]:
     }
 
 
+def header() -> list[str]:
+    """The command line and the machine load, first in every results file."""
+    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    return [f"Command: `python {' '.join(sys.argv)}`", "", f"Load when it started: `{load}`", ""]
+
+
+def chain_lines(results: dict[str, Any]) -> list[str]:
+    """The per-role table: each chain kind's cached vs prefilled tokens per role, time, and text agreement."""
+    base_ll, base_tf = results["chain-llama.cpp-one-slot"], results["chain-transformers-nocache"]
+    lines = [
+        "",
+        "## Per-role prompt caches: 4 steps of one trajectory, planner then caller each step",
+        "",
+        f"Shipped GLPFT roles (planner and caller LoRAs on one base), gold thoughts, ≤{CHAIN_NEW} new tokens per "
+        "call, greedy; 8 calls alternating roles.",
+        "",
+        "| engine | role | prompt tokens | cached | prefilled | model seconds | same text as |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for kind, label in CHAIN_KINDS.items():
+        r = results[kind]
+        ref = base_ll if kind.startswith("chain-llama.cpp") else base_tf
+        same = sum(a == b for a, b in zip(r["texts"], ref["texts"], strict=True))
+        ref_label = CHAIN_KINDS[
+            "chain-llama.cpp-one-slot" if kind.startswith("chain-llama.cpp") else "chain-transformers-nocache"
+        ]
+        for role, t in r["roles"].items():
+            lines.append(
+                f"| {label} | {role} | {t['prompt']} | {t['cached']} | {t['prefilled']} | {t['seconds']:.1f} | "
+                f"{same} / {len(r['texts'])} calls: {ref_label} |"
+            )
+    ll, tf = results["chain-llama.cpp"], results["chain-transformers"]
+
+    def prefilled(r: dict[str, Any]) -> int:
+        return int(sum(t["prefilled"] for t in r["roles"].values()))
+
+    lines += [
+        "",
+        f"- llama.cpp: one slot per role prefills **{prefilled(base_ll) / max(1, prefilled(ll)):.2f}× fewer** prompt "
+        f"tokens than one slot for every role; the chain takes {base_ll['seconds'] / ll['seconds']:.2f}× less time.",
+        f"- transformers: the per-role prefix cache prefills **{prefilled(base_tf) / max(1, prefilled(tf)):.2f}× "
+        f"fewer** prompt tokens than no cache; the chain takes {base_tf['seconds'] / tf['seconds']:.2f}× less time.",
+    ]
+    return lines
+
+
 def main() -> None:
     if len(sys.argv) > 3 and sys.argv[1] == "--engine":
         print(json.dumps(run_engine(sys.argv[2], Path(sys.argv[3]))))
@@ -85,19 +186,19 @@ def main() -> None:
 
     prompts_file = Path(tempfile.mkdtemp()) / "prompts.json"
     prompts_file.write_text(json.dumps(prompts()))
-    import os
 
+    head = header()
     load_before = os.getloadavg()[0]
     results = {}
-    for kind in ("llama.cpp", "transformers", "llama.cpp-cache", "llama.cpp-nocache"):
+    for kind in ("llama.cpp", "transformers", *CHAIN_KINDS):
         out = subprocess.run(
             [sys.executable, __file__, "--engine", kind, str(prompts_file)], capture_output=True, text=True, check=True
         )
         results[kind] = json.loads(out.stdout.strip().splitlines()[-1])
         print(kind, results[kind], flush=True)
     lc, tf = results["llama.cpp"], results["transformers"]
-    speedup = results["llama.cpp-nocache"]["chain_seconds"] / results["llama.cpp-cache"]["chain_seconds"]
     lines = [
+        *head,
         "# Engines: embedded SmolLM2-135M on this 2-core CPU",
         "",
         f"One real planner prompt from `out_of_domain.json` ({lc['prompt_tokens']} tokens), then {NEW} new tokens; "
@@ -113,9 +214,7 @@ def main() -> None:
         f"- llama.cpp / transformers: prefill **{lc['prefill_tok_s'] / tf['prefill_tok_s']:.2f}×**, decode "
         f"**{lc['decode_tok_s'] / tf['decode_tok_s']:.2f}×**, peak memory "
         f"**{lc['peak_rss_mib'] / tf['peak_rss_mib']:.2f}×**.",
-        f"- Prefix caching over a 4-step growing history (planner prompts of one trajectory, 1 new token each): "
-        f"{results['llama.cpp-nocache']['chain_seconds']:.1f} s without the prompt cache, "
-        f"{results['llama.cpp-cache']['chain_seconds']:.1f} s with it: **{speedup:.2f}× faster**.",
+        *chain_lines(results),
         "",
         f"1-minute load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (2 cores, shared with other "
         "jobs: absolute speeds vary run to run; the ratios were measured in the same run).",

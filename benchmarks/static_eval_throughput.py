@@ -1,116 +1,138 @@
-"""Steps per second of `umi eval static` against the reference's way, same steps, same model, one run.
+"""Steps per second of `umi eval static` with the prompt cache on vs off: same steps, same roles, one run.
 
-The reference's way: one prompt at a time, no cache across calls, and the roles' models loaded one after
-another (planner for every step, freed, then the caller, then the summarizer), in file order. umi's way:
-`run_static` with the three roles bound to one loaded engine (what `default_roles()` builds), steps in order of
-prompt length, in batches of 8 (its default) and of 1; the caller and summarizer prompts repeat the planner's
-history, which llama.cpp's prompt cache reuses.
+Not the reference implementation's way (HF `generate`, sampling, three fine-tuned models): both sides are umi's own
+`run_static` on llama.cpp, greedy, one trajectory at a time, steps in order. "Cache off" sends every request with
+`cache_prompt: false`, so each call prefills its whole prompt, as the reference's `generate` did; "cache on" is
+the default: one server slot per role, each role's call prefilling only what is new since its last prompt.
+`--one-slot` adds the cache on a server with one slot for every role (the layout before per-role slots).
+The script asserts that every way wrote the same predictions (greedy), and fails if not.
 
-    nice python benchmarks/static_eval_throughput.py [--steps 20] [--max-new-tokens 32] [--batch-sizes 8,1]
+    python benchmarks/static_eval_throughput.py [--steps 50] [--max-new-tokens 32] [--roles embedded-glpft]
+        [--one-slot]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from umi.data import iter_steps, load_trajectories
 from umi.evaluate.static import run_static
-from umi.format import END_OF_TURN, caller_prompt, parse_planner, planner_prompt, summarizer_prompt
-from umi.models.base import GenerationParams
-from umi.models.llamacpp import LlamaCppEngine
-from umi.models.roles import Roles
-from umi.schema import Turn
+from umi.models.binding import ROLE_NAMES, Roles
+from umi.models.build import bind_roles
+from umi.models.role_config import TRAINED_NAME, RoleConfig, llamacpp_manifest_config, packaged_config, read_toml
+from umi.models.roles import trained_roles_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-OOD = ROOT.parent / "shared/data/alpha_umi/dataset/toolbench/test/out_of_domain.json"
+SHARED = Path(os.environ.get("UMI_SHARED_DATA", ROOT.parent / "shared/data"))
+OOD = SHARED / "alpha_umi/dataset/toolbench/test/out_of_domain.json"
 
 
-def reference_way(steps, params: GenerationParams) -> float:
-    start = time.perf_counter()
-    engine = LlamaCppEngine("embedded", cache_prompt=False)  # HF generate kept no cache across calls
-    thoughts = []
-    for s in steps:
-        out = engine.complete([planner_prompt(s.tools, s.history)], params)[0]
-        thoughts.append(parse_planner(out.text))
-    engine.close()
-    del engine
-    for role in ("caller", "summarizer"):
-        engine = LlamaCppEngine("embedded", cache_prompt=False)
-        for s, p in zip(steps, thoughts, strict=True):
-            hist = [*s.history, Turn.model_validate({"from": "assistant", "value": p.thought})]
-            if role == "caller" and p.route in ("caller", "none"):
-                engine.complete([caller_prompt(s.tools, hist, p.thought)], params)
-            elif role == "summarizer" and p.route == "conclusion":
-                engine.complete([summarizer_prompt(hist)], params)
-        engine.close()
-        del engine
-    return time.perf_counter() - start
+def role_config(name: str) -> RoleConfig:
+    if name == TRAINED_NAME:
+        manifest = trained_roles_dir()
+        if manifest is None:
+            raise SystemExit(f"{TRAINED_NAME}: this checkout ships no trained roles; pass --roles embedded")
+        return llamacpp_manifest_config(manifest)
+    path = packaged_config(name)
+    return RoleConfig(read_toml(path), root=path.parent, source=str(path))
 
 
-def umi_way(n: int, max_new_tokens: int, batch_size: int) -> float:
-    start = time.perf_counter()
-    engine = LlamaCppEngine("embedded")
+def build(name: str, *, cache_prompt: bool, one_slot: bool = False) -> Roles:
+    """The roles with every llama.cpp engine table set to this way's cache settings."""
+    rc = role_config(name)
+    for table in rc.config["engines"].values():
+        table["cache_prompt"] = cache_prompt
+        table["slots"] = [] if one_slot else list(ROLE_NAMES)
+    return bind_roles(rc)
+
+
+def one_way(
+    name: str, steps: int, max_new_tokens: int, **settings: Any
+) -> tuple[float, float, dict[str, Any], list[str]]:
+    """Wall seconds and CPU seconds of this process (model load included), per-role costs and the predictions.
+
+    CPU seconds are reported beside wall time because the machine is shared: other jobs' load (and their pausing
+    of other processes) stretches wall time, not the CPU time the work itself took."""
+    start, cpu = time.perf_counter(), time.process_time()
+    roles = build(name, **settings)
     with tempfile.TemporaryDirectory() as tmp:
-        run_static(OOD, Roles.single_engine(engine), tmp, limit=n, batch_size=batch_size, max_new_tokens=max_new_tokens)
-    engine.close()
-    return time.perf_counter() - start
+        run = run_static(OOD, roles, tmp, limit=steps, batch_size=1, max_new_tokens=max_new_tokens)
+        preds = [json.loads(line)["prediction"] for line in run.predictions.read_text().splitlines()]
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    for engine in {id(b.engine): b.engine for b in roles.bound().values()}.values():
+        engine.close()  # type: ignore[attr-defined]
+    return seconds, cpu, run.costs or {}, preds
+
+
+def header() -> list[str]:
+    """The command line and the machine load, first in every results file."""
+    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    return [f"Command: `python {' '.join(sys.argv)}`", "", f"Load when it started: `{load}`", ""]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=50, help="Steps (the issue names 50; the committed run used 16).")
+    ap.add_argument("--steps", type=int, default=50, help="The first N steps of out_of_domain.json (the issue: 50).")
     ap.add_argument("--max-new-tokens", type=int, default=32)
-    # One llama.cpp slot decodes a batch prompt by prompt, and its prompt cache holds the last prompt only: with
-    # batch 1 the caller's prompt follows its own planner prompt and reuses the whole shared history; with batch 8
-    # the planner prompts of the batch come first. Both are measured; engines that decode a batch together
-    # (transformers, a multi-slot server) gain from larger batches.
-    ap.add_argument("--batch-sizes", default="8,1", help="comma-separated batch sizes for run_static")
+    ap.add_argument("--roles", default=TRAINED_NAME, help="shipped GLPFT roles (default) or a packaged config")
+    ap.add_argument("--one-slot", action="store_true", help="also the cache on one slot shared by every role")
     args = ap.parse_args()
-    batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
-    steps = iter_steps(load_trajectories(OOD).items)[: args.steps]
-    params = GenerationParams(max_new_tokens=args.max_new_tokens, stop=(END_OF_TURN,))
-    load_before = os.getloadavg()[0]
-    ref = reference_way(steps, params)
-    print(f"reference way: {ref:.1f} s", flush=True)
-    ours: dict[int, float] = {}
-    for b in batch_sizes:
-        ours[b] = umi_way(args.steps, args.max_new_tokens, b)
-        print(f"umi batch {b}: {ours[b]:.1f} s, ratio {ref / ours[b]:.2f}", flush=True)
-    load_after = os.getloadavg()[0]
-    rows = [
-        f"| umi (`run_static`: one engine loaded once, by prompt length, batch {b}, prompt cache) | {s:.1f} "
-        f"| {args.steps / s:.3f} | {ref / s:.2f}× |"
-        for b, s in ours.items()
-    ]
+    head = header()
+    ways: dict[str, dict[str, Any]] = {
+        "prompt cache off": {"cache_prompt": False},
+        "prompt cache on, one slot per role": {"cache_prompt": True},
+    }
+    if args.one_slot:
+        ways["prompt cache on, one slot for every role"] = {"cache_prompt": True, "one_slot": True}
+    results: dict[str, tuple[float, float, dict[str, Any], list[str]]] = {}
+    for label, settings in ways.items():
+        results[label] = one_way(args.roles, args.steps, args.max_new_tokens, **settings)
+        print(f"{label}: {results[label][0]:.1f} s", flush=True)
+    load_after = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    off_seconds, off_cpu, _, off_preds = results["prompt cache off"]
+    differ = {
+        label: sum(a != b for a, b in zip(preds, off_preds, strict=True)) for label, (_, _, _, preds) in results.items()
+    }
+    rows = []
+    for label, (seconds, cpu, costs, _) in results.items():
+        prompt = sum(int(c["prompt_tokens"]) for c in costs.values())
+        cached = sum(int(c["cached_tokens"]) for c in costs.values())
+        rows.append(
+            f"| {label} | {seconds:.1f} | {args.steps / seconds:.3f} | {off_seconds / seconds:.2f}× | {cpu:.1f} | "
+            f"{off_cpu / cpu:.2f}× | {prompt} | {cached} | {prompt - cached} |"
+        )
+    on = results["prompt cache on, one slot per role"]
     lines = [
-        "# Static evaluation throughput",
+        *head,
+        "# Static evaluation throughput: prompt cache on vs off",
         "",
-        f"The first {args.steps} steps of `out_of_domain.json`, embedded SmolLM2-135M (Q4_1) on llama.cpp, greedy, "
-        f"≤{args.max_new_tokens} new tokens per call, 2-core CPU. Generated by `benchmarks/static_eval_throughput.py`"
-        f" (one run).",
+        f"The first {args.steps} steps of `out_of_domain.json`, roles `{args.roles}` on llama.cpp (one base, "
+        f"LoRA roles), greedy, ≤{args.max_new_tokens} new tokens per call, `run_static` one trajectory at a time "
+        "with steps in order, 2-core CPU. Every way in this one process, one after another. This compares umi "
+        "with its prompt cache on and off; it is not the reference implementation (HF `generate`, sampling, three "
+        "fine-tuned models).",
         "",
-        "| way | seconds | steps/s | vs reference |",
-        "|---|---:|---:|---:|",
-        "| reference (one prompt at a time, no cache across calls, planner / caller / summarizer loaded one after "
-        f"another) | {ref:.1f} | {args.steps / ref:.3f} | 1.00× |",
+        "| way | wall s | steps/s | vs cache off | CPU s | vs cache off (CPU) | prompt tokens | cached | prefilled |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         *rows,
         "",
-        "**umi / reference steps per second: "
-        + ", ".join(f"{ref / s:.2f}× at batch {b}" for b, s in ours.items())
-        + ".**",
+        f"**Prompt cache on / off: {off_seconds / on[0]:.2f}× the steps per second ({off_cpu / on[1]:.2f}× in CPU "
+        "time).** Predictions identical to the "
+        "cache-off run: " + ", ".join(f"{label} {args.steps - n} / {args.steps}" for label, n in differ.items()) + ".",
         "",
-        f"Measured in one process, reference way first, on a 2-core machine shared with other jobs (1-minute load "
-        f"average {load_before:.1f} before, {load_after:.1f} after), so absolute rates are pessimistic and the "
-        "ratio carries noise from the other jobs. The gain comes from one model load instead of three and "
-        "llama.cpp's prompt cache: the caller and summarizer prompts repeat the planner's history; the reference's "
-        "HF `generate` kept no cache across calls. Both ways make the same calls with the same greedy outputs.",
+        f"Load when it finished: `{load_after}`.",
     ]
     (ROOT / "benchmarks/results/static_eval_throughput.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    if any(differ.values()):
+        raise SystemExit(f"greedy predictions differ from the cache-off run: {differ}")
 
 
 if __name__ == "__main__":

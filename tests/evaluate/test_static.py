@@ -247,3 +247,49 @@ def test_cli_static_with_scripted_roles_and_subset(
         "clean",
     }
     assert last["steps"] == 6
+
+
+def test_steps_run_trajectory_by_trajectory_in_step_order(ood_path: Path, tmp_path: Path) -> None:
+    """One lane: every trajectory's steps in order before the next trajectory (each role's cache carries over);
+    three lanes: one step of each of three trajectories per batch, each lane keeping its trajectory's order."""
+    from umi.data import iter_steps, load_trajectories
+    from umi.evaluate.static import trajectory_batches
+
+    steps = iter_steps(load_trajectories(ood_path).items)[:20]
+    one = [s for batch in trajectory_batches(list(reversed(steps)), 1) for s in batch]
+    assert [(s.traj, s.step) for s in one] == sorted((s.traj, s.step) for s in steps)
+    batches = list(trajectory_batches(steps, 3))
+    assert all(len({s.traj for s in b}) == len(b) <= 3 for b in batches)
+    assert sorted((s.traj, s.step) for b in batches for s in b) == sorted((s.traj, s.step) for s in steps)
+    for traj in {s.traj for s in steps}:
+        order = [s.step for b in batches for s in b if s.traj == traj]
+        assert order == sorted(order)
+    roles, _ = scripted_roles()
+    keys = sample_step_keys(steps, 8, seed=0)
+    run = run_static(ood_path, roles, tmp_path, keys=list(reversed(keys)), batch_size=1)
+    rows = [json.loads(line) for line in run.predictions.read_text().splitlines()]
+    assert [(r["traj"], r["step"]) for r in rows] == keys  # written trajectory by trajectory, steps in order
+    costs = json.loads((tmp_path / "costs.json").read_text())
+    assert costs == run.costs and costs["planner"]["calls"] == 8
+    assert costs["planner"]["prompt_tokens"] == costs["planner"]["prefilled_tokens"] > 0  # scripted: no cache
+
+
+def test_lanes_follow_what_the_engine_serves_side_by_side() -> None:
+    """A llama.cpp engine with one slot per role runs one trajectory at a time (interleaving trajectories on one
+    slot would evict each other's history); with n_parallel lanes it runs that many; engines that batch get the
+    batch size."""
+    from umi.evaluate.static import engine_lanes
+    from umi.models.slots import SlotTable
+
+    class Slotted:
+        def __init__(self, lanes: int) -> None:
+            self.slots = SlotTable(["planner", "caller"], lanes)
+
+    class Http:
+        slots = None
+        concurrency = 4
+
+    def lanes(engine: object) -> int:
+        return engine_lanes(Roles(planner=RoleBinding(engine)), "planner", 8)  # type: ignore[arg-type]
+
+    assert [lanes(Slotted(1)), lanes(Slotted(3)), lanes(Http()), lanes(ScriptedEngine(["x"]))] == [1, 3, 4, 8]

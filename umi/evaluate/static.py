@@ -238,11 +238,12 @@ StepKey = tuple[int, int]
 
 
 def engine_lanes(roles: Roles, role: str, batch_size: int) -> int:
-    """How many trajectories to run side by side: an engine that names its lanes (`n_parallel` on llama.cpp:
-    slots per role, decoded together) runs that many, an OpenAI-compatible engine as many as it sends at once,
-    others (transformers, scripted) a full batch."""
+    """How many trajectories to run side by side: an engine with per-role slots (llama.cpp in process, or a
+    llama.cpp server behind the HTTP engine) runs as many as each role has slots (`n_parallel`), another HTTP engine
+    as many as it sends at once, others (transformers, scripted) a full batch."""
     engine = roles.get(role).engine
-    lanes = getattr(engine, "n_parallel", None) or getattr(engine, "concurrency", None)
+    slots = getattr(engine, "slots", None)
+    lanes = getattr(slots, "lanes", None) if slots is not None else getattr(engine, "concurrency", None)
     return max(1, min(batch_size, lanes)) if isinstance(lanes, int) else max(1, batch_size)
 
 

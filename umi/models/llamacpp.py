@@ -34,26 +34,6 @@ from umi.models.embedded import resolve_gguf
 from umi.models.slots import SlotTable
 
 
-def _python_signal_handlers() -> dict[int, Any]:
-    """SIGINT/SIGTERM handlers as Python has them (only the main thread may set them back)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    return {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-
-def _restore_signal_handlers(saved: dict[int, Any]) -> None:
-    """Undo the server's `sigaction(SIGINT/SIGTERM)`: llama.cpp installs its own handlers, which stop only the
-    last-built server, so Ctrl+C no longer raised KeyboardInterrupt and SIGTERM no longer ended the process."""
-    import signal
-
-    for sig, handler in saved.items():
-        if handler is not None:
-            signal.signal(sig, handler)
-
-
 def with_grammar(request: dict[str, Any], params: GenerationParams) -> dict[str, Any]:
     """The completion request with its `grammar` field: llama.cpp reads a text starting `%llguidance {}` as an
     llguidance grammar (its GBNF grammars decoded about 5x slower here)."""
@@ -106,8 +86,8 @@ class LlamaCppEngine:
         params.model.path = str(self.model_path)
         params.n_ctx = n_ctx * self.slots.total  # llama.cpp splits n_ctx evenly over its slots
         params.n_parallel = self.slots.total
-        # Keep every slot's KV in place: by default the server saves idle slots to a host-RAM cache (up to 8 GiB)
-        # and clears them on every new task, which costs a copy per call and memory nobody sized.
+        # Keep every slot's KV in place: by default llama.cpp may move idle slots' prompts into a host-RAM prompt
+        # cache (up to 8 GiB per server) and restore them later, a copy per call and memory nobody sized.
         params.cache_idle_slots = False
         params.cache_ram_mib = cache_ram_mib
         params.cpuparams.n_threads = n_threads or min(4, os.cpu_count() or 1)
@@ -139,13 +119,10 @@ class LlamaCppEngine:
             params.lora_adapters = adapters
             params.lora_init_without_apply = True
         start = time.perf_counter()
-        saved = _python_signal_handlers()
         try:
             self._server = xllamacpp.Server(params)
         except Exception as exc:  # the binding raises plain RuntimeError/ValueError
             raise EngineError(f"role {role!r}, engine llama.cpp: could not load {self.model_path}: {exc}") from exc
-        finally:
-            _restore_signal_handlers(saved)
         self._wait_for_loop()
         self.load_seconds = time.perf_counter() - start
 
