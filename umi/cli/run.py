@@ -139,7 +139,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
         scenario: str = typer.Option("all", "--scenario", help="music, landscape or all."),
-        scripted: bool = typer.Option(False, "--scripted", help="Play a hand-written script (not model output) that shows the control flow."),
+        scripted: bool = typer.Option(
+            False, "--scripted", help="Play a hand-written script (not model output) that shows the control flow."
+        ),
         roles: str | None = typer.Option(
             None, "--roles", help="Role config; default: the embedded model with the shipped GLPFT roles."
         ),
@@ -164,7 +166,9 @@ def register(app: typer.Typer) -> None:
                 if trained
                 else "a 135M model zero-shot does not follow the tool format"
             )
-            console.print(f"[bold]roles:[/] {src}  ({why}; `umi demo --scripted` plays a hand-written script, not model output)")
+            console.print(
+                f"[bold]roles:[/] {src}  ({why}; `umi demo --scripted` plays a hand-written script, not model output)"
+            )
             console.print(
                 "[bold]constraint:[/] "
                 + (
