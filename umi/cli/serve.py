@@ -134,7 +134,7 @@ def register(app: typer.Typer) -> None:
         ),
         workers: int = typer.Option(2, "--workers", min=1, help="Server-side runs at a time."),
         constrain: bool = typer.Option(
-            False, "--constrain/--no-constrain", help="Output grammars for every role (exact tool_choice calls)."
+            True, "--constrain/--no-constrain", help="Output grammars for every role (exact tool_choice calls)."
         ),
     ) -> None:
         """Serve α-UMi: OpenAI-compatible `/v1/chat/completions`, `/v1/runs`, and the trace viewer at `/`.
