@@ -25,6 +25,7 @@ from umi.agent.episode import Episode
 from umi.agent.trace import EventHandler, TraceRecord, TraceWriter
 from umi.format import (
     END_OF_TURN,
+    PlannerOutput,
     PromptBudget,
     caller_prompt,
     caller_text,
@@ -36,7 +37,7 @@ from umi.format import (
     summarizer_prompt,
     to_tool_doc,
 )
-from umi.format.grammar import role_grammar
+from umi.format.grammar import marker_continuation, marker_grammar, role_grammar
 from umi.models.base import Completion, CostLedger, EngineError, GenerationParams
 from umi.models.roles import RoleBinding, Roles
 from umi.schema import ToolDoc, ToolSpec, Turn
@@ -269,10 +270,34 @@ class MultiLLMAgent(AgentBase):
             )
             if not p.empty:
                 break
+        if not p.has_marker and c.constrained and c.finish_reason == "length":
+            p = self._finish_marker(prompt, c.text, ledger, trace, eid, step)
         if p.has_marker:
             return p.route, p.thought
         episode.parse_issues.append(f"step {step}: planner wrote no Next: marker; routed to {self.default_route}")
         return self.default_route, planner_text(p.raw.strip() or None, self.default_route)
+
+    def _finish_marker(
+        self, prompt: str, cut: str, ledger: CostLedger, trace: TraceWriter, eid: str, step: int
+    ) -> PlannerOutput:
+        """A constrained thought cut by the token cap: one short call under the marker-only grammar writes the
+        route after it (the thought is bounded in words, not tokens, so the cap can come first)."""
+        binding = self.roles.get("planner")
+        cont, thought = marker_continuation(prompt, cut)
+        params = replace(self.params, grammar=marker_grammar(self.roles.family), max_new_tokens=16)
+        c = binding.complete([cont], params)[0]
+        ledger.add("planner", [c])
+        p = parse_planner(thought + c.text)
+        self._record(
+            trace,
+            eid,
+            step,
+            "planner",
+            cont,
+            c,
+            {"route": p.route, "has_marker": p.has_marker, "marker_continuation": True},
+        )
+        return p
 
     def _call(
         self,

@@ -37,7 +37,7 @@ from umi.format import (
     step_text,
     summarizer_prompt,
 )
-from umi.format.grammar import role_grammar
+from umi.format.grammar import marker_continuation, marker_grammar, role_grammar
 from umi.models.base import Completion, CostLedger, EngineError, GenerationParams, add_costs
 from umi.models.binding import RoleBinding, Roles
 from umi.schema import Step, Turn
@@ -111,6 +111,32 @@ def complete_constrained(
     return [out[i] for i in range(len(prompts))]
 
 
+def _finish_markers(
+    planner: RoleBinding,
+    prompts: Sequence[str],
+    outs: Sequence[Completion],
+    params: GenerationParams,
+    family: str,
+    ledger: CostLedger,
+) -> list[str]:
+    """The planner texts, where a constrained thought was cut by the token cap continued under the marker-only
+    grammar (as the agent does: `MultiLLMAgent._finish_marker`), so constrained turns always carry a marker."""
+    texts = [c.text for c in outs]
+    cut = [
+        i
+        for i, c in enumerate(outs)
+        if c.constrained and c.finish_reason == "length" and not parse_planner(c.text).has_marker
+    ]
+    if not cut:
+        return texts
+    conts = [marker_continuation(prompts[i], outs[i].text) for i in cut]
+    more = planner.complete([p for p, _ in conts], replace(params, grammar=marker_grammar(family), max_new_tokens=16))
+    ledger.add("planner", more)
+    for i, (_, thought), c in zip(cut, conts, more, strict=True):
+        texts[i] = thought + c.text
+    return texts
+
+
 def predict_multi(
     roles: Roles,
     steps: Sequence[Step],
@@ -127,21 +153,23 @@ def predict_multi(
     budget = PromptBudget.from_dict(roles.prompt_budget)
     ledger = ledger if ledger is not None else CostLedger()
     planner = roles.get("planner")
+    planner_prompts = [planner_prompt(s.tools, s.history, family=family, budget=budget) for s in steps]
     planner_out = complete_constrained(
         "planner",
         planner,
-        [planner_prompt(s.tools, s.history, family=family, budget=budget) for s in steps],
+        planner_prompts,
         steps,
         params,
         family=family,
         constrain=constrain,
     )
     ledger.add("planner", planner_out)
+    texts = _finish_markers(planner, planner_prompts, planner_out, params, family, ledger)
     thoughts: list[str] = []
     routes: list[str] = []
     markers: list[bool] = []
-    for c in planner_out:
-        p = parse_planner(c.text)
+    for text in texts:
+        p = parse_planner(text)
         markers.append(p.has_marker)
         # The reference's post-processing: an empty, "." or "," output becomes "none" (leading ": " is already cut).
         thoughts.append("none" if p.empty else (p.thought if p.has_marker else p.raw))

@@ -120,6 +120,16 @@ def planner_grammar(family: str = "toolbench", bounds: Bounds = DEFAULT_BOUNDS) 
     )
 
 
+@lru_cache(maxsize=4)
+def marker_grammar(family: str = "toolbench") -> str:
+    """Exactly one route marker: the planner's turn finished when its thought ran into the token cap.
+
+    A thought is bounded in words, not tokens (see `Bounds`), so a constrained planner can still reach the
+    caller's `max_new_tokens` mid-thought; the agent and static evaluation then continue the same text with this
+    grammar (`umi.format.marker_continuation`), so every constrained planner turn ends with a marker."""
+    return LLGUIDANCE_HEADER + "start: " + " | ".join(literal(m) for m in _markers(family))
+
+
 @lru_cache(maxsize=256)
 def _caller_cached(key: ToolKey, bounds: Bounds) -> str:
     return LLGUIDANCE_HEADER + "\n".join(
@@ -195,6 +205,8 @@ def role_grammar(
 
 __all__ = [
     "DEFAULT_BOUNDS",
+    "marker_grammar",
+    "marker_continuation",
     "GRAMMAR_ROLES",
     "Bounds",
     "backbone_grammar",
@@ -204,3 +216,13 @@ __all__ = [
     "summarizer_grammar",
     "tool_key",
 ]
+
+
+#: What separates a cut thought from the marker written after it: the released rows' layout (`planner_text`).
+MARKER_SEPARATOR = "\n "
+
+
+def marker_continuation(prompt: str, cut_thought: str) -> tuple[str, str]:
+    """(the prompt to continue, the thought text so far) for a planner output cut by the token cap."""
+    thought = cut_thought.rstrip()
+    return prompt + thought + MARKER_SEPARATOR, thought + MARKER_SEPARATOR

@@ -90,7 +90,11 @@ class LlamaCppEngine:
         # cache (up to 8 GiB per server) and restore them later, a copy per call and memory nobody sized.
         params.cache_idle_slots = False
         params.cache_ram_mib = cache_ram_mib
-        params.cpuparams.n_threads = n_threads or min(4, os.cpu_count() or 1)
+        # UMI_THREADS overrides the default: on a small machine shared with other jobs one thread per engine is
+        # far faster than two (OpenMP threads wait on each other whenever one is descheduled).
+        params.cpuparams.n_threads = (
+            n_threads or int(os.environ.get("UMI_THREADS", "0") or 0) or min(4, os.cpu_count() or 1)
+        )
         params.cpuparams_batch.n_threads = params.cpuparams.n_threads
         params.warmup = False
         params.verbosity = verbosity
