@@ -162,10 +162,13 @@ def register(app: typer.Typer) -> None:
             src = getattr(shared_roles, "source", "") or "embedded"
             trained = src == str(trained_roles_dir())
             why = (
-                "GLPFT roles trained on a CPU budget: they rarely follow the tool format yet"
+                "GLPFT roles trained on a CPU budget (20 optimizer steps): the grammars make every call valid, "
+                "the roles still pick poorly"
                 if trained
-                else "a 135M model zero-shot does not follow the tool format"
+                else "a 135M model zero-shot: the grammars make every call valid, not well chosen"
             )
+            if not constrain:
+                why += "; unconstrained, they rarely follow the tool format"
             console.print(
                 f"[bold]roles:[/] {src}  ({why}; `umi demo --scripted` plays a hand-written script, not model output)"
             )
