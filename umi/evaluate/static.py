@@ -137,6 +137,28 @@ def _finish_markers(
     return texts
 
 
+def _fill(
+    outputs: dict[int, str],
+    role: str,
+    idx: Sequence[int],
+    prompts: Sequence[str],
+    roles: Roles,
+    steps: Sequence[Step],
+    params: GenerationParams,
+    ledger: CostLedger,
+    *,
+    family: str,
+    constrain: bool,
+) -> None:
+    """Run `role` on the steps `idx` (their `prompts`), cost it, and put each stripped text into `outputs`."""
+    done = complete_constrained(
+        role, roles.get(role), prompts, [steps[i] for i in idx], params, family=family, constrain=constrain
+    )
+    ledger.add(role, done)
+    for i, c in zip(idx, done, strict=True):
+        outputs[i] = c.text.strip()
+
+
 def predict_multi(
     roles: Roles,
     steps: Sequence[Step],
@@ -188,35 +210,13 @@ def predict_multi(
             )
             for i in call_idx
         ]
-        called = complete_constrained(
-            "caller",
-            roles.get("caller"),
-            prompts,
-            [steps[i] for i in call_idx],
-            params,
-            family=family,
-            constrain=constrain,
-        )
-        ledger.add("caller", called)
-        for i, c in zip(call_idx, called, strict=True):
-            outputs[i] = c.text.strip()
+        _fill(outputs, "caller", call_idx, prompts, roles, steps, params, ledger, family=family, constrain=constrain)
     if sum_idx:
         prompts = [
             summarizer_prompt([*steps[i].history, _assistant(thoughts[i])], family=family, budget=budget)
             for i in sum_idx
         ]
-        summed = complete_constrained(
-            "summarizer",
-            roles.get("summarizer"),
-            prompts,
-            [steps[i] for i in sum_idx],
-            params,
-            family=family,
-            constrain=constrain,
-        )
-        ledger.add("summarizer", summed)
-        for i, c in zip(sum_idx, summed, strict=True):
-            outputs[i] = c.text.strip()
+        _fill(outputs, "summarizer", sum_idx, prompts, roles, steps, params, ledger, family=family, constrain=constrain)
     if details is not None:
         for i, c in enumerate(planner_out):
             details.append({"planner_marker": markers[i], "constrained": c.constrained})
