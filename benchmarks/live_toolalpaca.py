@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 import time
 from pathlib import Path
+
+from _results import results_header
 
 from umi.evaluate.live.bfcl import agent_factory
 from umi.evaluate.live.report import chart, markdown
@@ -49,12 +50,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-steps", type=int, default=2)
     ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--no-constrain", action="store_true", help="Run the roles without their output grammars.")
     ap.add_argument("--simulator-tokens", type=int, default=128)
     ap.add_argument("--budget-s", type=float, default=1800)
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "live_toolalpaca")
     args = ap.parse_args()
     command = shlex.join(["python", *sys.argv])
-    load = os.getloadavg()
+    head = results_header()
     root = shared_data() / "toolalpaca"
     tools = load_suite(root, "toolalpaca-simulated")
     tasks = select([t for tool in tools for t in tool.tasks], sample=args.sample, seed=args.seed)
@@ -62,7 +64,12 @@ def main() -> None:
     roles = load_roles(args.roles) if args.roles else default_roles()
     judge = role_judge(load_roles(args.judge) if args.judge else roles, max_new_tokens=8)
     sim = role_simulator(load_roles(args.simulator) if args.simulator else roles, args.simulator_tokens)
-    make = agent_factory(toolalpaca_roles(roles), max_steps=args.max_steps, max_new_tokens=args.max_new_tokens)
+    make = agent_factory(
+        toolalpaca_roles(roles),
+        max_steps=args.max_steps,
+        max_new_tokens=args.max_new_tokens,
+        constrain=not args.no_constrain,
+    )
     start = time.perf_counter()
     for task in tasks:  # one at a time, so the budget is checked between tasks
         if time.perf_counter() - start > args.budget_s:
@@ -71,13 +78,13 @@ def main() -> None:
         print(f"{task.key} done after {time.perf_counter() - start:.0f} s", flush=True)
     done = [json.loads(p.read_text()) for t in tasks if (p := args.out / f"{t.key}.json").exists()]
     summary = summarize(done, "toolalpaca-simulated")
-    system = f"α-UMi multi-LLM ({args.roles}, unconstrained)"
+    system = f"α-UMi multi-LLM ({args.roles}, {'unconstrained' if args.no_constrain else 'constrained'})"
     judge_name = args.judge or f"{args.roles} (the agent's own embedded model)"
     note = f"simulated APIs; seeded sample {args.sample} (seed {args.seed}); judge {judge_name}"
     rows = report_rows(summary, system, note)
     header = [
-        f"command: {command}",
-        f"load at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1/5/15 min)",
+        head.rstrip("\n"),
+        "",
         f"wall: {time.perf_counter() - start:.0f} s",
         "",
     ]

@@ -10,11 +10,10 @@ disagreement with the rule's reason.
 
 from __future__ import annotations
 
-import os
-import shlex
-import sys
 from collections import Counter
 from pathlib import Path
+
+from _results import results_header
 
 from umi.data.toolalpaca import OPTIONAL_PREFIX, GoldenStep, load_toolalpaca, parse_golden_arguments
 from umi.data.toolalpaca_solutions import JudgedSolution, load_judged
@@ -48,8 +47,7 @@ def main() -> None:
     sols = [s for m in ("7b", "13b") for s in load_judged(root / "evalution_outputs" / f"ToolAlpaca{m}.json")]
     judged = [s for s in sols if not s.missing_input and s.process in ("Yes", "No", "Uncertain")]
     lines = [
-        f"command: {shlex.join([sys.executable.rsplit('/', 1)[-1], *sys.argv])}",
-        f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)",
+        results_header().rstrip("\n"),
         "",
         "# ToolAlpaca process rule vs GPT-4's process labels",
         "",
