@@ -107,7 +107,19 @@ def test_run_bfcl_and_the_live_command(base_tasks: list[dict], tmp_path: Path, m
     assert json.loads((tmp_path / "api" / f"{entry['id']}.json").read_text())["passed"]
 
     monkeypatch.setattr(roles_module, "load_roles", lambda source: gold_roles(entry))
-    args = ["eval", "live", "--roles", "x.toml", "--out", str(tmp_path / "cli"), "--limit", "1", "--max-steps", "30"]
+    args = [
+        "eval",
+        "live",
+        "--roles",
+        "x.toml",
+        "--out",
+        str(tmp_path / "cli"),
+        "--limit",
+        "1",
+        "--max-steps",
+        "30",
+        "--no-constrain",
+    ]  # scripted roles
     result = CliRunner().invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
     assert "1/1 tasks pass = 100.00%" in result.output

@@ -123,7 +123,7 @@ def test_umi_run_mcp_flag(server_command: str, monkeypatch: pytest.MonkeyPatch, 
     )
     trace = tmp_path / "trace.jsonl"
     result = CliRunner().invoke(
-        app, ["run", "Weather in Rome?", "--mcp", server_command, "--trace", str(trace), "--json"]
+        app, ["run", "Weather in Rome?", "--mcp", server_command, "--trace", str(trace), "--json", "--no-constrain"]
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])
