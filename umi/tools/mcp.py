@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import shlex
+import sys
 import threading
 import time
 from collections.abc import Coroutine
@@ -107,11 +108,19 @@ class MCPTools:
     async def _own_session(self) -> None:
         """Open the client, list every tool (following cursors), then serve calls until told to stop. One task
         owns the session, so the SDK's task-bound scopes are entered and left in the same task."""
-        from mcp import Client
+        from mcp import Client, StdioServerParameters
+        from mcp.client.stdio import stdio_client
 
         self._queue = asyncio.Queue()
+        # The SDK's default errlog is whatever `sys.stderr` was when it was imported (under a test runner or a
+        # captured CLI: a stream without a file descriptor, which the child process cannot inherit).
+        server: Any = (
+            stdio_client(self._params, errlog=_errlog())
+            if isinstance(self._params, StdioServerParameters)
+            else self._params
+        )
         try:
-            async with Client(self._params, read_timeout_seconds=self.timeout) as client:
+            async with Client(server, read_timeout_seconds=self.timeout) as client:
                 tools: list[Any] = []
                 cursor: str | None = None
                 while True:
@@ -177,3 +186,12 @@ def _describe(exc: BaseException) -> str:
         exc = exc.exceptions[0]
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text
+
+
+def _errlog() -> Any:
+    """Where an MCP stdio child's stderr goes: ours if it is a real file, else the process's original stderr."""
+    try:
+        sys.stderr.fileno()
+        return sys.stderr
+    except (AttributeError, OSError, ValueError):
+        return sys.__stderr__
