@@ -175,7 +175,7 @@ def register(app: typer.Typer) -> None:
             console.print(
                 "[bold]constraint:[/] "
                 + (
-                    "llguidance role grammars (planner route marker; caller limited to exact API names and per-API arguments)"
+                    "llguidance role grammars (planner route marker; the caller writes exact API names, per-API arguments)"
                     if constrain
                     else "none (--no-constrain)"
                 )
