@@ -175,7 +175,7 @@ def register(app: typer.Typer) -> None:
             console.print(
                 "[bold]constraint:[/] "
                 + (
-                    "llguidance role grammars (planner route marker; the caller writes exact API names, per-API arguments)"
+                    "llguidance role grammars (planner route marker; caller restricted to exact API names, arguments)"
                     if constrain
                     else "none (--no-constrain)"
                 )
