@@ -134,8 +134,9 @@ def run_engine(kind: str, prompts_file: Path) -> dict[str, Any]:
 
 def header() -> list[str]:
     """The command line and the machine load, first in every results file."""
-    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    return [f"Command: `python {' '.join(sys.argv)}`", "", f"Load when it started: `{load}`", ""]
+    from _results import results_header
+
+    return [results_header().rstrip("\n"), ""]
 
 
 def chain_lines(results: dict[str, Any]) -> list[str]:

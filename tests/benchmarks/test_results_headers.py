@@ -25,7 +25,6 @@ RESULTS = ROOT / "benchmarks" / "results"
 PENDING_REGENERATION: dict[str, str] = {
     # issue 13 (per-role caches) reruns these three with its new engines/cache paths
     "agent_overhead.md": "issue 13",
-    "engines.md": "issue 13",
     "static_eval_throughput.md": "issue 13",
     # issue 14 (training) reruns the GLPFT reproduction with the full-epoch roles
     "glpft_small.md": "issue 14",
