@@ -22,6 +22,7 @@ from typing import Any
 
 from umi.agent.budget import TokenCounter, approx_tokens, fit_history
 from umi.agent.episode import Episode
+from umi.agent.marker import finish_markers, needs_marker
 from umi.agent.trace import EventHandler, TraceRecord, TraceWriter
 from umi.format import (
     END_OF_TURN,
@@ -37,7 +38,7 @@ from umi.format import (
     summarizer_prompt,
     to_tool_doc,
 )
-from umi.format.grammar import marker_continuation, marker_grammar, role_grammar
+from umi.format.grammar import role_grammar
 from umi.models.base import Completion, CostLedger, EngineError, GenerationParams
 from umi.models.roles import RoleBinding, Roles
 from umi.schema import ToolDoc, ToolSpec, Turn
@@ -270,7 +271,7 @@ class MultiLLMAgent(AgentBase):
             )
             if not p.empty:
                 break
-        if not p.has_marker and c.constrained and c.finish_reason == "length":
+        if needs_marker(c):
             p = self._finish_marker(prompt, c.text, ledger, trace, eid, step)
         if p.has_marker:
             return p.route, p.thought
@@ -282,12 +283,10 @@ class MultiLLMAgent(AgentBase):
     ) -> PlannerOutput:
         """A constrained thought cut by the token cap: one short call under the marker-only grammar writes the
         route after it (the thought is bounded in words, not tokens, so the cap can come first)."""
-        binding = self.roles.get("planner")
-        cont, thought = marker_continuation(prompt, cut)
-        params = replace(self.params, grammar=marker_grammar(self.roles.family), max_new_tokens=16)
-        c = binding.complete([cont], params)[0]
+        done = finish_markers(self.roles.get("planner"), [prompt], [cut], self.params, self.roles.family)[0]
+        cont, c = done.prompt, done.completion
         ledger.add("planner", [c])
-        p = parse_planner(thought + c.text)
+        p = parse_planner(done.text)
         self._record(
             trace,
             eid,

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from umi.agent.marker import finish_markers, needs_marker
 from umi.data.io import load_trajectories
 from umi.data.rows import iter_steps
 from umi.format import (
@@ -37,7 +38,7 @@ from umi.format import (
     step_text,
     summarizer_prompt,
 )
-from umi.format.grammar import marker_continuation, marker_grammar, role_grammar
+from umi.format.grammar import role_grammar
 from umi.models.base import Completion, CostLedger, EngineError, GenerationParams, add_costs
 from umi.models.binding import RoleBinding, Roles
 from umi.schema import Step, Turn
@@ -119,21 +120,14 @@ def _finish_markers(
     family: str,
     ledger: CostLedger,
 ) -> list[str]:
-    """The planner texts, where a constrained thought was cut by the token cap continued under the marker-only
-    grammar (as the agent does: `MultiLLMAgent._finish_marker`), so constrained turns always carry a marker."""
+    """The planner texts, cut constrained thoughts finished with their marker as the agent does
+    (`umi.agent.marker`), so constrained turns always carry a route."""
     texts = [c.text for c in outs]
-    cut = [
-        i
-        for i, c in enumerate(outs)
-        if c.constrained and c.finish_reason == "length" and not parse_planner(c.text).has_marker
-    ]
-    if not cut:
-        return texts
-    conts = [marker_continuation(prompts[i], outs[i].text) for i in cut]
-    more = planner.complete([p for p, _ in conts], replace(params, grammar=marker_grammar(family), max_new_tokens=16))
-    ledger.add("planner", more)
-    for i, (_, thought), c in zip(cut, conts, more, strict=True):
-        texts[i] = thought + c.text
+    cut = [i for i, c in enumerate(outs) if needs_marker(c)]
+    done = finish_markers(planner, [prompts[i] for i in cut], [texts[i] for i in cut], params, family)
+    ledger.add("planner", [d.completion for d in done])
+    for i, d in zip(cut, done, strict=True):
+        texts[i] = d.text
     return texts
 
 
