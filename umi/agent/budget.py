@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from umi.format import DROPPED  # one placeholder for both fits (umi.format.budget owns it)
 from umi.schema import Turn
 
-DROPPED = "(observation removed to fit the context window)"
 TokenCounter = Callable[[str], int]
 
 
