@@ -61,26 +61,8 @@ def child(mode: str, args: argparse.Namespace) -> dict[str, float]:
     tok = load_tokenizer("embedded")
     config = TrainConfig()
     if mode == "top-half":
-        base = load_model("embedded")
-        n_layers = base.config.num_hidden_layers
-        config = TrainConfig(
-            lora_targets=[
-                f"layers.{i}." + t
-                for i in range(n_layers // 2, n_layers)
-                for t in (
-                    "self_attn.q_proj",
-                    "self_attn.k_proj",
-                    "self_attn.v_proj",
-                    "self_attn.o_proj",
-                    "mlp.gate_proj",
-                    "mlp.up_proj",
-                    "mlp.down_proj",
-                )
-            ]
-        )
-        model = _lora_on(base, config)
-    else:
-        model = prepare_model(load_model("embedded"), config)
+        config = TrainConfig(lora_top_fraction=0.5)
+    model = prepare_model(load_model("embedded"), config)
     model.train()
     rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
@@ -90,7 +72,7 @@ def child(mode: str, args: argparse.Namespace) -> dict[str, float]:
     for rows in groups:
         enc = encode_rows(rows, tok, 8192)
         if packed:
-            steps.append([_batch(enc, p, 0, False) for p in plan_packs(rows, enc, 3072)])
+            steps.append([_batch(enc, p, 0, False) for p in plan_packs(rows, enc, args.pack_tokens)])
         else:
             steps.append([_batch(enc, [j], int(tok.pad_token_id), False) for j in range(len(enc))])
     steps = [steps[0], *steps]  # one untimed warm-up step
@@ -122,19 +104,6 @@ def child(mode: str, args: argparse.Namespace) -> dict[str, float]:
     }
 
 
-def _lora_on(model, config):  # type: ignore[no-untyped-def]
-    from peft import LoraConfig, get_peft_model
-
-    lora = LoraConfig(
-        task_type="CAUSAL_LM",
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=config.lora_targets,
-    )
-    return get_peft_model(model, lora)
-
-
 def _load() -> str:
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -144,6 +113,7 @@ def main() -> None:
     p.add_argument("--mode", choices=MODES)
     p.add_argument("--trajectories", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--pack-tokens", type=int, default=3072)
     p.add_argument("--modes", default=",".join(MODES))
     args = p.parse_args()
     if args.mode:
@@ -153,7 +123,7 @@ def main() -> None:
     res = {}
     for mode in args.modes.split(","):
         cmd = [sys.executable, __file__, "--mode", mode, "--trajectories", str(args.trajectories)]
-        cmd += ["--threads", str(args.threads)]
+        cmd += ["--threads", str(args.threads), "--pack-tokens", str(args.pack_tokens)]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         res[mode] = json.loads(out.strip().splitlines()[-1])
         print(mode, res[mode], flush=True)
@@ -166,7 +136,8 @@ def main() -> None:
         f"Embedded SmolLM2-135M + LoRA r 8, CPU, {args.threads} threads; the planner rows of the first "
         f"{args.trajectories} trajectories of the tool-disjoint train part ({base['rows']} rows) under the default "
         "prompt budget; each mode trains every row once (one optimizer step per trajectory, after one untimed "
-        "warm-up step), forward + backward + AdamW, in its own process. Target tokens (those carrying loss) are the "
+        "warm-up step), forward + backward + AdamW, in its own process; packs of at most "
+        f"{args.pack_tokens} tokens. Target tokens (those carrying loss) are the "
         "same work in every mode; 'tokens processed' shows what prefix sharing removes. Ratios are against the "
         "first row.",
         "",

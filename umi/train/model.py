@@ -41,12 +41,19 @@ def prepare_model(model: Any, config: TrainConfig) -> Any:
     targets = [t for t in config.lora_targets if t in names]
     if not targets:
         raise ValueError(f"none of the LoRA targets {config.lora_targets} is a module of this model")
+    layers: list[int] | None = None
+    if config.lora_top_fraction is not None:
+        if not 0 < config.lora_top_fraction <= 1:
+            raise ValueError(f"lora_top_fraction must be in (0, 1], got {config.lora_top_fraction}")
+        depth = int(model.config.num_hidden_layers)
+        layers = list(range(depth - max(1, round(depth * config.lora_top_fraction)), depth))
     lora = LoraConfig(
         task_type="CAUSAL_LM",
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
         target_modules=targets,
+        layers_to_transform=layers,
     )
     peft_model = get_peft_model(model, lora)
     if config.gradient_checkpointing:
