@@ -227,3 +227,6 @@ def test_glpft_manifest_binds_on_llamacpp_like_on_transformers(umi_cache: Path, 
     assert fast.get("planner").engine.name == "llama.cpp" and fast.backbone is not None
     stage1 = [fast.get("backbone").complete([p], params)[0].text for p in PROMPTS]  # stage 1 alone
     assert stage1 != planner
+    # transformers: the backbone is the same engine with no role adapter (stage 1 is merged into its base)
+    backbone = slow.get("backbone")
+    assert backbone.engine is reference.engine and backbone.adapter is None

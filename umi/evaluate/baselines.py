@@ -3,26 +3,35 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from umi.data.io import load_trajectories
 from umi.data.rows import iter_steps
-from umi.evaluate.static import reference_text
+from umi.evaluate.static import StepKey, reference_text, select_steps
 from umi.format import caller_text, planner_text, step_text
 
 BASELINES = ("gold", "first-tool")
 
 
-def write_baseline(kind: str, data_path: str | Path, out_dir: str | Path, *, limit: int | None = None) -> Path:
+def write_baseline(
+    kind: str,
+    data_path: str | Path,
+    out_dir: str | Path,
+    *,
+    limit: int | None = None,
+    keys: Sequence[StepKey] | None = None,
+) -> Path:
     """Write a run folder (`predictions.jsonl`, `run.json`) that `umi eval score`/`report` read like a model's.
 
     `gold` checks the scorer end to end (it must give 100/100/0/100/100); `first-tool` is the floor a model must
-    beat: the call-heavy class balance alone gives it ~74 Plan ACC on the out-of-domain set.
+    beat: the call-heavy class balance alone gives it ~74 Plan ACC on the out-of-domain set. `limit` or `keys` (a
+    subset file's steps) choose the steps, as in `run_static`.
     """
     if kind not in BASELINES:
         raise ValueError(f"unknown baseline {kind!r}; use one of {', '.join(BASELINES)}")
     trajectories = load_trajectories(data_path).items
-    steps = iter_steps(trajectories)[:limit] if limit else iter_steps(trajectories)
+    steps = select_steps(iter_steps(trajectories), limit, keys)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "predictions.jsonl"

@@ -90,13 +90,15 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def manifest_config(path: Path) -> RoleConfig:
+def manifest_config(path: Path, *, dtype: str | None = None) -> RoleConfig:
     """Roles of a `umi train` run on transformers: its manifest names the base and each role's adapter or model.
 
     Accepts `{"base": …, "roles": {"planner": {"adapter": dir}, …}}` (paths relative to the manifest) with or
     without the `umi_manifest: 1` marker `umi train` writes. Every adapter role shares one engine (one base in
     memory, adapters switched per call; `base_adapters` are merged into that base first); `{"model": …}` roles get
-    one engine per distinct model. A multi-task run's planner also plays the backbone.
+    one engine per distinct model. A multi-task run's planner also plays the backbone; in a GLPFT run the backbone
+    is the base plus `base_adapters` (stage 1 is the single-LLM model), as on llama.cpp. `dtype` (e.g.
+    `"bfloat16"`) sets the engines' weight type (default: the engine's own choice).
     """
     root = path.parent
     manifest = read_manifest(path)
@@ -115,6 +117,7 @@ def manifest_config(path: Path) -> RoleConfig:
         engines["lora"] = {"kind": "transformers", "model": resolve(str(manifest["base"]), root), "adapters": adapters}
         if manifest.get("base_adapters"):
             engines["lora"]["base_adapters"] = [resolve(a, root) for a in manifest["base_adapters"]]
+            roles["backbone"] = {"engine": "lora"}
     for role, spec in manifest["roles"].items():
         if spec.get("adapter"):
             roles[role] = {"engine": "lora", "adapter": role}
@@ -125,6 +128,9 @@ def manifest_config(path: Path) -> RoleConfig:
             raise EngineError(f"{path}: role {role!r} needs `adapter` or `model`")
     if "backbone" not in roles and "planner" in roles and manifest.get("recipe") == "multi-task":
         roles["backbone"] = dict(roles["planner"])
+    if dtype:
+        for engine in engines.values():
+            engine["dtype"] = dtype
     config = {
         "family": manifest.get("family", "toolbench"),
         "engines": engines,

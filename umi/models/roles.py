@@ -51,9 +51,9 @@ def roles_from_config(config: dict[str, Any], *, root: Path | None = None, sourc
     return bind_roles(RoleConfig(config, root=root, source=source))
 
 
-def roles_from_manifest(path: Path) -> Roles:
+def roles_from_manifest(path: Path, *, dtype: str | None = None) -> Roles:
     """Roles of a `umi train` run on transformers (see `umi.models.role_config.manifest_config`)."""
-    return bind_roles(manifest_config(path))
+    return bind_roles(manifest_config(path, dtype=dtype))
 
 
 def llamacpp_roles_from_manifest(

@@ -1,0 +1,207 @@
+"""Static evaluation on the seeded 100-step subset of the split's test part: shared by `constrained_static.py`
+(issue 12: constrained and not) and `glpft_small.py` (issue 14: GLPFT against its baselines).
+
+Each configuration is one `run_static` folder, `runs/static_subset/<engine>/<config>`, shared by both scripts (a
+row both tables show is computed once), so every command resumes: a folder that already holds predictions is
+continued, a finished one is only scored. A row that is not complete is labelled "first N of 100", never shown as
+the 100-step figure. Scores are `umi eval score`'s (`umi.evaluate.metrics.score`, paper-exact).
+
+The split is `umi data split --by-tools --seed 0` of `out_of_domain.json` (`runs/split/test.json`); the subset file
+is `benchmarks/results/static_subset_test_100_seed0.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from umi.data.io import load_trajectories
+from umi.evaluate.baselines import write_baseline
+from umi.evaluate.metrics import read_predictions, score
+from umi.evaluate.static import StepKey, read_step_keys, run_static
+from umi.format import parse_arguments, parse_step_text
+from umi.models.binding import Roles
+from umi.models.roles import llamacpp_roles_from_manifest, load_roles, roles_from_manifest, trained_roles_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks/results"
+SUBSET = RESULTS / "static_subset_test_100_seed0.json"
+METRICS = ("plan_acc", "act_em", "hallu", "arg_f1", "rouge_l", "valid_calls", "marker_share")
+HEADS = ("Plan ACC", "Act EM", "Hallu", "Arg F1", "ROUGE-L", "valid calls", "planner marker")
+
+
+@dataclass(frozen=True)
+class Config:
+    """One evaluated system: `source` is `embedded` (the bare base), `embedded-glpft` (the shipped roles) or
+    `first-tool` (no model: always call the first tool with {}); `single` runs the backbone (GLPFT's stage 1)."""
+
+    name: str
+    source: str
+    constrain: bool
+    label: str
+    single: bool = False
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--data", type=Path, default=ROOT / "runs/split/test.json")
+    ap.add_argument("--steps", type=Path, default=SUBSET)
+    ap.add_argument("--runs", type=Path, default=None, help="default: runs/static_subset/<engine>")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--engine",
+        choices=("transformers", "llama.cpp"),
+        default="transformers",
+        help="transformers runs bf16 weights (this CPU's AMX prefills about 8x faster than llama.cpp's Q4_1 here); "
+        "llama.cpp is the shipped binding",
+    )
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--max-new-tokens", type=int, default=256)
+    ap.add_argument("--report-only", action="store_true", help="Score the run folders that exist; run nothing.")
+
+
+def engine_words(args: argparse.Namespace) -> str:
+    """How the table's runs generated, in words."""
+    model = "(Q4_1) on llama.cpp" if args.engine == "llama.cpp" else "(Q4_1 dequantized, bf16) on transformers"
+    return (
+        f"embedded SmolLM2-135M {model}, greedy, ≤{args.max_new_tokens} new tokens per call, {args.threads} thread(s)"
+    )
+
+
+def bind(source: str, threads: int, engine: str = "transformers") -> Roles:
+    """The roles of `source` (`embedded`, or `embedded-glpft` = the shipped roles) on `engine`: llama.cpp with
+    `threads` threads, or transformers in bf16."""
+    if source == "embedded":
+        if engine == "transformers":
+            table: dict[str, Any] = {"kind": "transformers", "model": "embedded", "dtype": "bfloat16"}
+        else:
+            table = {"kind": "llama.cpp", "model": "embedded", "n_ctx": 8192, "n_threads": threads}
+        roles = {r: {"engine": "base"} for r in ("planner", "caller", "summarizer", "backbone")}
+        return load_roles({"family": "toolbench", "engines": {"base": table}, "roles": roles})
+    trained = trained_roles_dir()
+    if trained is None:
+        raise SystemExit("this umi build ships no trained roles (umi/assets/roles/smollm2-glpft)")
+    if engine == "transformers":
+        return roles_from_manifest(trained, dtype="bfloat16")
+    return llamacpp_roles_from_manifest(trained, n_threads=threads)
+
+
+def prepare(args: argparse.Namespace) -> list[StepKey]:
+    """Check the split exists, set threads and the runs folder; the subset's step keys."""
+    if not args.data.exists():
+        raise SystemExit(
+            f"{args.data} not found; make it with `umi data split --by-tools "
+            "../shared/data/alpha_umi/dataset/toolbench/test/out_of_domain.json --out runs/split --seed 0`"
+        )
+    args.runs = args.runs or ROOT / "runs/static_subset" / args.engine
+    if args.engine == "transformers":
+        import torch
+
+        torch.set_num_threads(args.threads)
+    return read_step_keys(args.steps)
+
+
+def run_configs(configs: list[Config], args: argparse.Namespace, keys: list[StepKey]) -> None:
+    """Run (or resume) every configuration's folder."""
+    for cfg in configs:
+        folder = args.runs / cfg.name
+        if cfg.source == "first-tool":
+            write_baseline("first-tool", args.data, folder, keys=keys)
+            continue
+        roles = bind(cfg.source, args.threads, args.engine)
+        run = run_static(
+            args.data,
+            roles,
+            folder,
+            single=cfg.single,
+            keys=keys,
+            batch_size=args.batch_size,
+            max_new_tokens=args.max_new_tokens,
+            roles_source=cfg.source,
+            constrain=cfg.constrain,
+            on_progress=progress_printer(cfg.name),
+        )
+        del roles
+        print(f"{cfg.name}: {run.total} steps ({run.skipped} from an earlier run)", flush=True)
+
+
+def extra_rates(folder: Path, trajectories: list[Any]) -> tuple[float, float, int]:
+    """(valid-call rate among predicted calls, share of planner outputs with a route marker, predicted calls).
+
+    A valid call names one of the step's exact API names and its input is a JSON object."""
+    calls = valid = 0
+    markers: list[bool] = []
+    for line in (folder / "predictions.jsonl").read_text(encoding="utf-8").splitlines():
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "planner_marker" in d:
+            markers.append(bool(d["planner_marker"]))
+        pred = parse_step_text(d["prediction"])
+        if pred.plan != "call":
+            continue
+        calls += 1
+        args, _ = parse_arguments(pred.action_input)
+        valid += pred.action in set(trajectories[int(d["traj"])].tool_names) and isinstance(args, dict)
+    rate = round(100.0 * valid / calls, 2) if calls else 0.0
+    share = round(100.0 * sum(markers) / len(markers), 2) if markers else float("nan")
+    return rate, share, calls
+
+
+def report(folder: Path, data: Path, total: int) -> dict[str, Any] | None:
+    """The folder's scores plus the valid-call and marker rates; None while it holds no predictions."""
+    if not (folder / "predictions.jsonl").exists():
+        return None
+    trajectories = load_trajectories(data).items
+    rows = read_predictions(str(folder / "predictions.jsonl"))
+    if not rows:
+        return None
+    result = score(rows, trajectories)
+    result["valid_calls"], result["marker_share"], result["predicted_calls"] = extra_rates(folder, trajectories)
+    result["complete"] = result["steps"] == total
+    return result
+
+
+def results_for(configs: list[Config], args: argparse.Namespace, total: int) -> dict[str, dict[str, Any]]:
+    return {c.name: r for c in configs if (r := report(args.runs / c.name, args.data, total)) is not None}
+
+
+def steps_cell(r: dict[str, Any], total: int) -> str:
+    return str(r["steps"]) if r["complete"] else f"first {r['steps']} of {total}"
+
+
+def cell(value: float) -> str:
+    return "–" if value != value else f"{value:.2f}"  # NaN: the system has no planner
+
+
+def chart(results: dict[str, dict[str, Any]], labels: dict[str, str], path: Path, title: str) -> None:
+    """Grouped bars, one group per metric, one bar per system."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    width = 0.8 / max(1, len(results))
+    for k, (name, r) in enumerate(results.items()):
+        xs = [i + k * width for i in range(len(METRICS))]
+        label = labels[name] if r["complete"] else f"{labels[name]} (first {r['steps']})"
+        ax.bar(xs, [0.0 if r[m] != r[m] else r[m] for m in METRICS], width, label=label)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(METRICS))], HEADS)
+    ax.set_ylabel("×100")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def progress_printer(name: str) -> Callable[[int, int], None]:
+    def show(done: int, total: int) -> None:
+        print(f"{name}: {done}/{total}", flush=True)
+
+    return show
