@@ -112,3 +112,21 @@ def test_full_fine_tuning_with_gradient_checkpointing(tiny_base: Path, rows_dir:
     losses = _losses(tmp_path / "stage1")
     assert sum(losses[-len(losses) // 3 :]) < sum(losses[: len(losses) // 3]) * 0.95
     _generates(tmp_path / "manifest.json", "caller")
+
+
+def test_only_trains_one_role_and_resume_writes_the_manifest(tiny_base: Path, rows_dir: Path, tmp_path: Path) -> None:
+    """`only` (how two CPU processes train two roles at once): each call trains stage 1 (or reuses it) and just
+    its role, returns no manifest while stages are missing; a final `resume` trains the rest and writes it."""
+    first = run_recipe("glpft", base=str(tiny_base), data=rows_dir, out=tmp_path, config_for=tiny, only=["caller"])
+    assert first is None and not (tmp_path / "manifest.json").exists()
+    assert (tmp_path / "caller" / "adapter").is_dir() and not (tmp_path / "planner").exists()
+    caller_losses = _losses(tmp_path / "caller")
+    run_recipe(
+        "glpft", base=str(tiny_base), data=rows_dir, out=tmp_path, config_for=tiny, only=["planner"], resume=True
+    )
+    assert (tmp_path / "planner" / "adapter").is_dir() and not (tmp_path / "summarizer").exists()
+    manifest = run_recipe("glpft", base=str(tiny_base), data=rows_dir, out=tmp_path, config_for=tiny, resume=True)
+    assert manifest is not None and set(manifest.roles) == {"planner", "caller", "summarizer"}
+    assert _losses(tmp_path / "caller") == caller_losses  # finished stages are not trained again
+    with pytest.raises(ValueError, match="no stage"):
+        run_recipe("glpft", base=str(tiny_base), data=rows_dir, out=tmp_path, config_for=tiny, only=["critic"])

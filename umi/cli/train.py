@@ -46,6 +46,12 @@ def train_command(
     threads: int | None = typer.Option(
         None, "--threads", help="Torch threads per process (1 per process is fastest on small shared CPUs)."
     ),
+    only: list[str] | None = typer.Option(
+        None,
+        "--only",
+        help="Train only this stage-2 stage (repeatable; stage 1 is trained or resumed first). Two processes with "
+        "--only planner / --only caller train two roles at once; run again with --resume to write the manifest.",
+    ),
 ) -> None:
     """Train a recipe; writes RUN_DIR/manifest.json for `umi.models` to load the roles."""
     from umi.data.io import DataError
@@ -80,9 +86,13 @@ def train_command(
             resume=resume,
             overrides=overrides,
             command=_command(recipe, base, data, out, preset_name, full, max_rows, max_steps, overrides),
+            only=only or None,
         )
     except (DataError, FileExistsError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))
+    if manifest is None:
+        console.print(f"trained {', '.join(only or [])} in {out}; run again with --resume (no --only) for the manifest")
+        return
     console.print(f"wrote {out / 'manifest.json'}: roles {', '.join(manifest.roles)} on {manifest.base}")
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,15 +70,22 @@ def run_recipe(
     overrides: dict[str, Any] | None = None,
     command: str = "",
     config_for: Callable[[Stage], TrainConfig] | None = None,
-) -> Manifest:
+    only: Sequence[str] | None = None,
+) -> Manifest | None:
     """Train every stage of `recipe` into `out` and write `out/manifest.json` (see `umi.train.manifest`).
 
-    `config_for` replaces the preset (tests use tiny configs); `overrides` patch any `TrainConfig` field.
+    `config_for` replaces the preset (tests use tiny configs); `overrides` patch any `TrainConfig` field. `only`
+    trains just those stage-2 stages (stage 1 is trained or resumed first either way): on a CPU with one core per
+    process, two processes with `only=["planner"]` and `only=["caller"]` train two roles at once. The manifest is
+    written once every stage is done (None before: run the recipe again with `resume` to write it).
     """
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; use one of {list(RECIPES)}")
     out = Path(out).resolve()
     base_ref = str(Path(base).resolve()) if Path(base).exists() else base
+    unknown = sorted(set(only or ()) - set(_stages(recipe)) - {"stage1"})
+    if unknown:
+        raise ValueError(f"{recipe} has no stage(s) {unknown}; its stages are {_stages(recipe)}")
     rows = {s: select_rows(Path(data), _ROW_SET[s], max_rows) for s in _stages(recipe)}
     budget = read_budget(data)
     configs: dict[Stage, TrainConfig] = {}
@@ -98,8 +105,10 @@ def run_recipe(
         s1 = results["stage1"].artifact
         role_base = str(merge_adapter(base_ref, s1, out / "stage1" / "merged")) if not full else str(s1)
     for stage in rows:
-        if stage != "stage1":
+        if stage != "stage1" and (only is None or stage in only):
             results[stage] = train(rows[stage], role_base, out / stage, configs[stage], resume=resume, label=stage)
+    if len(results) < len(rows):
+        return None
 
     def artifact(stage: Stage) -> RoleArtifact:
         rel = str(results[stage].artifact.relative_to(out))
