@@ -163,3 +163,61 @@ def test_random_llama_on_transformers_always_writes_the_format(
     finally:
         torch.set_num_threads(threads)
     assert failures == [], "\n".join(failures)
+
+
+def _simulator_failures(engine: Any) -> list[str]:
+    """Ten simulator prompts (real APIs of the shared data, arguments invented) under the simulator grammar."""
+    from umi.format.grammar import simulator_grammar
+    from umi.serve.tool_server import _parse_simulated, simulator_prompt
+
+    prompts = [
+        simulator_prompt({"api_name": f"api_{i}", "api_description": "Search things."}, f"api_{i}", {"q": i}, [])
+        for i in range(10)
+    ]
+    params = GenerationParams(max_new_tokens=MAX_NEW_TOKENS, temperature=1.0, seed=3, grammar=simulator_grammar(SMALL))
+    failures = []
+    for i, c in enumerate(engine.complete(prompts, params)):
+        if not c.constrained or c.finish_reason != "stop" or _parse_simulated(c.text) is None:
+            failures.append(f"prompt {i}: {c.finish_reason}, constrained={c.constrained}: {c.text[:160]!r}")
+    return failures
+
+
+def test_random_models_always_write_the_simulator_reply_shape(
+    tiny_gguf: Path, tiny_smollm_tokenizer_llama: Path
+) -> None:
+    """The tool server's simulator, constrained: `{"error": …, "response": <JSON>}` every time, on both engines."""
+    import torch
+
+    from umi.models.hf import TransformersEngine
+    from umi.models.llamacpp import LlamaCppEngine
+
+    fast = LlamaCppEngine(tiny_gguf, n_ctx=4096, n_threads=1, role="simulator")
+    try:
+        assert _simulator_failures(fast) == []
+    finally:
+        fast.close()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        slow = TransformersEngine(str(tiny_smollm_tokenizer_llama), device="cpu", prefix_cache=False)
+        assert _simulator_failures(slow) == []
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_tool_server_simulator_is_constrained_by_default(tiny_gguf: Path) -> None:
+    """`role_simulator` (what `umi serve tools --simulator` and the ToolAlpaca suite use) answers in the parsed
+    shape at the first try with random weights; `constrain=False` gives the same model no such guarantee."""
+    from umi.models.roles import load_roles
+    from umi.serve.tool_server import _parse_simulated, role_simulator, simulate, simulator_prompt
+
+    engine = {"kind": "llama.cpp", "model": str(tiny_gguf), "n_ctx": 2048, "n_threads": 1}
+    roles = load_roles({"family": "toolbench", "engines": {"e": engine}, "roles": {"backbone": {"engine": "e"}}})
+    try:
+        sim = role_simulator(roles, max_new_tokens=MAX_NEW_TOKENS)
+        for i in range(3):
+            assert simulate(sim, None, f"api_{i}", {"q": i}, [], retries=1) is not None
+        free = role_simulator(roles, max_new_tokens=64, constrain=False)
+        assert _parse_simulated(free(simulator_prompt(None, "api", {"q": 1}, []))) is None
+    finally:
+        roles.get("backbone").engine.close()

@@ -71,7 +71,7 @@ def run_toolalpaca_cli(
         )
         from umi.serve.tool_server import role_simulator
 
-        model_sim = role_simulator(sim_roles)
+        model_sim = role_simulator(sim_roles, constrain=constrain)
     make = agent_factory(
         toolalpaca_roles(bound),
         single=single,

@@ -91,6 +91,11 @@ def register(app: typer.Typer) -> None:
         upstream_url: str | None = typer.Option(None, "--upstream-url"),
         key_env: str = typer.Option("TOOLBENCH_KEY", "--key-env", help="Environment variable holding the key."),
         write_back: bool = typer.Option(True, "--write-back/--no-write-back"),
+        constrain: bool = typer.Option(
+            True,
+            "--constrain/--no-constrain",
+            help='The simulator can only write its reply shape, {"error": …, "response": <JSON>}.',
+        ),
     ) -> None:
         """Serve `POST /virtual` (StableToolBench protocol): cache → upstream → simulator."""
         from umi.serve.store import CacheStore
@@ -114,7 +119,7 @@ def register(app: typer.Typer) -> None:
             up = Upstream(upstream_url, key)
         if simulator:
             _roles(simulator)  # a bad simulator config fails here with one line
-        sim = engine_simulator(simulator) if simulator else None
+        sim = engine_simulator(simulator, constrain=constrain) if simulator else None
         console.print(
             f"umi tool server listening on {_url(host, port)}/virtual "
             f"({len(store)} cached responses, {seeded} seeded; {len(docs)} API documents)"

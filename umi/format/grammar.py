@@ -188,6 +188,32 @@ def summarizer_grammar(bounds: Bounds = DEFAULT_BOUNDS) -> str:
     )
 
 
+#: Nesting depth of a simulated API response (objects and arrays inside objects).
+SIMULATOR_DEPTH = 3
+
+
+@lru_cache(maxsize=4)
+def simulator_grammar(bounds: Bounds = DEFAULT_BOUNDS) -> str:
+    """A tool simulator's reply in the shape its prompt asks for (`umi.serve.tool_server.simulator_prompt`):
+    `{"error": <string>, "response": <JSON value>}`, objects nested at most `SIMULATOR_DEPTH` deep, every piece
+    bounded like an argument object's. StableToolBench's virtual-API protocol answers in this shape, so a
+    constrained simulator can always be parsed (no retry loop for a reply that is not JSON)."""
+    ws = "SIM_WS?"  # pretty-printed replies indent deeper than argument objects do
+    error, response = literal('"error": '), literal('"response": ')
+    rules = [f'start: "{{" {ws} {error} STRING "," {ws} {response} value0 {ws} "}}"']
+    for d in range(SIMULATOR_DEPTH):
+        inner = f"value{d + 1}" if d + 1 < SIMULATOR_DEPTH else "leaf"
+        rules += [
+            f"value{d}: scalar | list{d} | dict{d}",
+            f'list{d}: "[]" | "[" {ws} {inner} list{d}_more {ws} "]"',
+            *at_most(f"list{d}_more", f'"," {ws} {inner}', bounds.array_items - 1),
+            f'dict{d}: "{{}}" | "{{" {ws} FREE_KEY ": " {inner} dict{d}_more {ws} "}}"',
+            *at_most(f"dict{d}_more", f'"," {ws} FREE_KEY ": " {inner}', bounds.free_pairs - 1),
+        ]
+    rules += ["leaf: scalar | array", f"SIM_WS: /[ \\n]{{1,{bounds.whitespace}}}/"]
+    return LLGUIDANCE_HEADER + "\n".join([*rules, value_tokens(bounds)])
+
+
 def role_grammar(
     role: str, tools: Sequence[ToolLike], family: str = "toolbench", bounds: Bounds = DEFAULT_BOUNDS
 ) -> str:
@@ -213,6 +239,7 @@ __all__ = [
     "caller_grammar",
     "planner_grammar",
     "role_grammar",
+    "simulator_grammar",
     "summarizer_grammar",
     "tool_key",
 ]

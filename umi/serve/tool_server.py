@@ -206,17 +206,34 @@ def create_app(
     return app
 
 
-def engine_simulator(roles_source: str | None, max_new_tokens: int = 300) -> Simulator:
+def engine_simulator(roles_source: str | None, max_new_tokens: int = 300, *, constrain: bool = True) -> Simulator:
     """A simulator backed by a configured model (its `backbone`, or `planner`, role)."""
     from umi.models.roles import default_roles, load_roles
 
-    return role_simulator(load_roles(roles_source) if roles_source else default_roles(), max_new_tokens)
+    roles = load_roles(roles_source) if roles_source else default_roles()
+    return role_simulator(roles, max_new_tokens, constrain=constrain)
 
 
-def role_simulator(roles: Roles, max_new_tokens: int = 300) -> Simulator:
-    """A simulator backed by already-bound roles (their `backbone`, or `planner`)."""
-    from umi.models.base import GenerationParams
+def role_simulator(roles: Roles, max_new_tokens: int = 300, *, constrain: bool = True) -> Simulator:
+    """A simulator backed by already-bound roles (their `backbone`, or `planner`).
+
+    Constrained (the default, unless the role is bound with `constrain = false`), it can only write the reply
+    shape `simulate` parses (`umi.format.grammar.simulator_grammar`); an engine that cannot enforce grammars
+    raises instead of answering unconstrained."""
+    from umi.format.grammar import simulator_grammar
+    from umi.models.base import EngineError, GenerationParams
 
     binding = roles.backbone or roles.get("planner")
-    params = GenerationParams(max_new_tokens=max_new_tokens)
-    return lambda prompt: binding.complete([prompt], params)[0].text
+    grammar = simulator_grammar() if constrain and binding.constrain else None
+    params = GenerationParams(max_new_tokens=max_new_tokens, grammar=grammar)
+
+    def generate(prompt: str) -> str:
+        done = binding.complete([prompt], params)[0]
+        if grammar is not None and not done.constrained:
+            raise EngineError(
+                f"simulator, engine {getattr(binding.engine, 'name', '?')}: does not enforce grammars; use "
+                "llama.cpp or transformers, or start the tool server with --no-constrain"
+            )
+        return done.text
+
+    return generate
