@@ -12,6 +12,7 @@ same rows once (one optimizer step per trajectory's rows, after one untimed warm
 * `prefix-pack`  — + exact prefix-shared packing (one sequence per trajectory, the shared prefix computed once):
                    the `cpu-epoch` path;
 * `top-half`     — `prefix-pack` with LoRA on the upper half of the layers only (the backward pass stops there).
+* `top-quarter`  — the same with LoRA on the upper quarter.
 
 Target tokens per second (tokens that carry loss: the same work in every mode) is the figure to compare.
 
@@ -33,7 +34,7 @@ from _results import results_header, shared_data  # benchmarks/ is on sys.path w
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = shared_data() / "alpha_umi" / "dataset" / "toolbench" / "test" / "out_of_domain.json"
-MODES = ("dynamic", "lm-head", "lm-head+bf16", "prefix-pack", "top-half")
+MODES = ("dynamic", "lm-head", "lm-head+bf16", "prefix-pack", "top-half", "top-quarter")
 
 
 def _rows(n: int):  # type: ignore[no-untyped-def]
@@ -60,14 +61,14 @@ def child(mode: str, args: argparse.Namespace) -> dict[str, float]:
     groups = [g for g in _rows(args.trajectories) if g]
     tok = load_tokenizer("embedded")
     config = TrainConfig()
-    if mode == "top-half":
-        config = TrainConfig(lora_top_fraction=0.5)
+    if mode in ("top-half", "top-quarter"):
+        config = TrainConfig(lora_top_fraction=0.5 if mode == "top-half" else 0.25)
     model = prepare_model(load_model("embedded"), config)
     model.train()
     rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    packed = mode in ("prefix-pack", "top-half")
-    bf16 = mode in ("lm-head+bf16", "prefix-pack", "top-half")
+    packed = mode in ("prefix-pack", "top-half", "top-quarter")
+    bf16 = mode in ("lm-head+bf16", "prefix-pack", "top-half", "top-quarter")
     steps = []
     for rows in groups:
         enc = encode_rows(rows, tok, 8192)
