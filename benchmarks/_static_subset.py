@@ -46,6 +46,14 @@ class Config:
     single: bool = False
 
 
+#: The rows both tables show: the no-model floor and the bare base zero-shot, constrained and not.
+FIRST_TOOL = Config("first-tool", "first-tool", False, "first tool with {} (no model)")
+ZERO_SHOT = (
+    Config("embedded-constrained", "embedded", True, "SmolLM2-135M zero-shot, multi-LLM, constrained"),
+    Config("embedded-free", "embedded", False, "SmolLM2-135M zero-shot, multi-LLM, unconstrained"),
+)
+
+
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--data", type=Path, default=ROOT / "runs/split/test.json")
     ap.add_argument("--steps", type=Path, default=SUBSET)
@@ -205,3 +213,58 @@ def progress_printer(name: str) -> Callable[[int, int], None]:
         print(f"{name}: {done}/{total}", flush=True)
 
     return show
+
+
+def run_cli(
+    description: str,
+    configs: list[Config],
+    out_name: str,
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> tuple[argparse.Namespace, list[StepKey], dict[str, dict[str, Any]]]:
+    """Parse the shared arguments (plus `extra`), run or resume the chosen configurations, score them all."""
+    ap = argparse.ArgumentParser(description=description)
+    add_arguments(ap)
+    names = [c.name for c in configs]
+    ap.add_argument("--configs", nargs="*", default=names, choices=names)
+    ap.add_argument("--out", type=Path, default=RESULTS / out_name)
+    if extra is not None:
+        extra(ap)
+    args = ap.parse_args()
+    keys = prepare(args)
+    if not args.report_only:
+        run_configs([c for c in configs if c.name in args.configs], args, keys)
+    return args, keys, results_for(configs, args, len(keys))
+
+
+def table_lines(
+    configs: list[Config],
+    results: dict[str, dict[str, Any]],
+    total: int,
+    extra_heads: list[str],
+    extra_cells: Callable[[Config, dict[str, Any]], list[str]],
+) -> list[str]:
+    """The Markdown table (one row per configuration that has predictions) and a line naming those without."""
+    lines = [
+        "| system | steps | " + " | ".join([*HEADS, *extra_heads]) + " |",
+        "|---|---|" + "--:|" * (len(HEADS) + len(extra_heads)),
+    ]
+    for c in configs:
+        if (r := results.get(c.name)) is not None:
+            cells = [cell(r[m]) for m in METRICS] + extra_cells(c, r)
+            lines.append(f"| {c.label} | {steps_cell(r, total)} | " + " | ".join(cells) + " |")
+    missing = [c.name for c in configs if c.name not in results]
+    if missing:
+        lines.append(f"\nNot run (no predictions yet): {', '.join(missing)}.")
+    return lines
+
+
+def write_report(
+    args: argparse.Namespace, lines: list[str], configs: list[Config], results: dict[str, Any], title: str
+) -> None:
+    """The results file (header line first, written whole) and its chart beside it."""
+    from _results import results_header
+
+    args.out.write_text(results_header() + "\n".join(lines) + "\n", encoding="utf-8")
+    if results:
+        chart(results, {c.name: c.label for c in configs}, args.out.with_suffix(".png"), title)
+    print(args.out.read_text(encoding="utf-8"))

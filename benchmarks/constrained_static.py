@@ -11,47 +11,19 @@ metrics, the valid-call rate and the share of planner outputs with a route marke
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-from _results import results_header
-from _static_subset import (
-    HEADS,
-    METRICS,
-    RESULTS,
-    ROOT,
-    Config,
-    add_arguments,
-    cell,
-    chart,
-    engine_words,
-    prepare,
-    results_for,
-    run_configs,
-    steps_cell,
-)
+from _static_subset import FIRST_TOOL, ROOT, ZERO_SHOT, Config, engine_words, run_cli, table_lines, write_report
 
 CONFIGS = [
-    Config("first-tool", "first-tool", False, "first tool with {} (no model)"),
+    FIRST_TOOL,
     Config("glpft-constrained", "embedded-glpft", True, "shipped GLPFT roles, constrained"),
-    Config("embedded-constrained", "embedded", True, "bare embedded base, constrained"),
+    ZERO_SHOT[0],
     Config("glpft-free", "embedded-glpft", False, "shipped GLPFT roles, unconstrained"),
-    Config("embedded-free", "embedded", False, "bare embedded base, unconstrained"),
+    ZERO_SHOT[1],
 ]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(ap)
-    names = [c.name for c in CONFIGS]
-    ap.add_argument("--configs", nargs="*", default=names, choices=names)
-    ap.add_argument("--out", type=Path, default=RESULTS / "constrained_static.md")
-    args = ap.parse_args()
-    keys = prepare(args)
-    if not args.report_only:
-        run_configs([c for c in CONFIGS if c.name in args.configs], args, keys)
-    results = results_for(CONFIGS, args, len(keys))
-    labels = {c.name: c.label for c in CONFIGS}
+    args, keys, results = run_cli(__doc__.splitlines()[0], CONFIGS, "constrained_static.md")
     lines = [
         "# Static evaluation, constrained and not (issue 12)\n",
         f"The seeded {len(keys)}-step subset (`{args.steps.relative_to(ROOT)}`, seed 0) of the test part of "
@@ -60,21 +32,10 @@ def main() -> None:
         "object as input, over all predicted calls. *planner marker*: planner outputs with a `Next:` route marker. "
         f"A row marked *first N of {len(keys)}* did not finish in the time given; its numbers cover only those "
         "steps.\n",
-        "| config | steps | " + " | ".join(HEADS) + " | predicted calls |",
-        "|---|---|" + "--:|" * (len(HEADS) + 1),
+        *table_lines(CONFIGS, results, len(keys), ["predicted calls"], lambda c, r: [str(r["predicted_calls"])]),
     ]
-    for c in CONFIGS:
-        if (r := results.get(c.name)) is not None:
-            cells = " | ".join(cell(r[m]) for m in METRICS)
-            lines.append(f"| {c.label} | {steps_cell(r, len(keys))} | {cells} | {r['predicted_calls']} |")
-    missing = [c.name for c in CONFIGS if c.name not in results]
-    if missing:
-        lines.append(f"\nNot run (no predictions yet): {', '.join(missing)}.")
-    args.out.write_text(results_header() + "\n".join(lines) + "\n", encoding="utf-8")
-    if results:
-        title = f"Static evaluation, split test part, seeded {len(keys)}-step subset"
-        chart(results, labels, args.out.with_suffix(".png"), title)
-    print(args.out.read_text(encoding="utf-8"))
+    title = f"Static evaluation, split test part, seeded {len(keys)}-step subset"
+    write_report(args, lines, CONFIGS, results, title)
 
 
 if __name__ == "__main__":

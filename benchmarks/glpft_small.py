@@ -24,27 +24,23 @@ import json
 from pathlib import Path
 from typing import Any
 
-from _results import results_header
 from _static_subset import (
+    FIRST_TOOL,
     HEADS,
     METRICS,
     RESULTS,
     ROOT,
+    ZERO_SHOT,
     Config,
-    add_arguments,
-    cell,
-    chart,
     engine_words,
-    prepare,
-    results_for,
-    run_configs,
-    steps_cell,
+    run_cli,
+    table_lines,
+    write_report,
 )
 
 CONFIGS = [
-    Config("first-tool", "first-tool", False, "first tool with {} (no model)"),
-    Config("embedded-constrained", "embedded", True, "SmolLM2-135M zero-shot, multi-LLM, constrained"),
-    Config("embedded-free", "embedded", False, "SmolLM2-135M zero-shot, multi-LLM, unconstrained"),
+    FIRST_TOOL,
+    *ZERO_SHOT,
     Config("single-constrained", "embedded-glpft", True, "single-LLM (stage 1), constrained", single=True),
     Config("single-free", "embedded-glpft", False, "single-LLM (stage 1), unconstrained", single=True),
     Config("glpft-constrained", "embedded-glpft", True, "α-UMi GLPFT (multi-LLM), constrained"),
@@ -77,17 +73,18 @@ def stage_training(folder: Path, stage: str) -> dict[str, float] | None:
     return {"steps": len(rows), "target_tokens": sum(int(r["target_tokens"]) for r in rows), "minutes": seconds / 60}
 
 
-def training_cells(system: str, folder: Path) -> str:
+def training_cells(system: str, folder: Path) -> list[str]:
     stages = STAGES.get(system)
     if not stages:
-        return "0 | 0 | 0"
+        return ["0", "0", "0"]
     done = [t for s in stages if (t := stage_training(folder, s)) is not None]
     if len(done) < len(stages):
-        return "? | ? | ?"
-    return (
-        f"{sum(int(t['steps']) for t in done)} | {sum(int(t['target_tokens']) for t in done):,} | "
-        f"{sum(t['minutes'] for t in done):.0f}"
-    )
+        return ["?", "?", "?"]
+    return [
+        str(sum(int(t["steps"]) for t in done)),
+        f"{sum(int(t['target_tokens']) for t in done):,}",
+        f"{sum(t['minutes'] for t in done):.0f}",
+    ]
 
 
 def verdicts(results: dict[str, dict[str, Any]]) -> list[str]:
@@ -116,50 +113,32 @@ def verdicts(results: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(ap)
-    names = [c.name for c in CONFIGS]
-    ap.add_argument("--configs", nargs="*", default=names, choices=names)
-    ap.add_argument("--training", type=Path, default=RESULTS / "glpft_cpu_epoch")
-    ap.add_argument("--out", type=Path, default=RESULTS / "glpft_small.md")
-    args = ap.parse_args()
-    keys = prepare(args)
-    if not args.report_only:
-        run_configs([c for c in CONFIGS if c.name in args.configs], args, keys)
-    results = results_for(CONFIGS, args, len(keys))
+    def training_arg(ap: argparse.ArgumentParser) -> None:
+        ap.add_argument("--training", type=Path, default=RESULTS / "glpft_cpu_epoch")
+
+    args, keys, results = run_cli(__doc__.splitlines()[0], CONFIGS, "glpft_small.md", training_arg)
+
+    def training(c: Config, _: dict[str, Any]) -> list[str]:
+        return training_cells("glpft" if c.name.startswith("glpft") else "single" if c.single else "", args.training)
+
     lines = [
         "# GLPFT against its baselines on one CPU (Table 1 style, static evaluation)\n",
         f"The seeded {len(keys)}-step subset (`{args.steps.relative_to(ROOT)}`) of the tool-disjoint split's test "
         f"part; {engine_words(args)}; the shipped roles' prompt budget. ×100, paper-exact (`umi eval score`). "
         "Training: preset `cpu-epoch` (one epoch of every row set of the split's train part; LoRA r 8 on the upper "
-        f"half of the layers), figures from `{args.training.relative_to(ROOT)}`. A row marked *first N* did not "
-        "finish in the time given.\n",
-        "| system | steps | " + " | ".join(HEADS) + " | train steps | train target tokens | train min |",
-        "|---|---|" + "--:|" * (len(HEADS) + 3),
-    ]
-    for c in CONFIGS:
-        if (r := results.get(c.name)) is not None:
-            system = "glpft" if c.name.startswith("glpft") else "single" if c.single else ""
-            cells = " | ".join(cell(r[m]) for m in METRICS)
-            lines.append(
-                f"| {c.label} | {steps_cell(r, len(keys))} | {cells} | {training_cells(system, args.training)} |"
-            )
-    missing = [c.name for c in CONFIGS if c.name not in results]
-    if missing:
-        lines.append(f"\nNot run (no predictions yet): {', '.join(missing)}.")
-    lines += ["", *verdicts(results), ""]
-    lines += [
+        "half of the layers in stage 1, the upper quarter in stage 2), figures from "
+        f"`{args.training.relative_to(ROOT)}`. A row marked *first N* did not finish in the time given.\n",
+        *table_lines(CONFIGS, results, len(keys), ["train steps", "train target tokens", "train min"], training),
+        "",
+        *verdicts(results),
+        "",
         "The paper's rows (α-UMi Table 1, ToolBench out-of-domain test, 7B models fully fine-tuned on the whole "
         "ToolBench train set; another test set and scale, for orientation only):\n",
         "| paper system | Plan ACC | Act EM | Hallu | Arg F1 | ROUGE-L |",
         "|---|--:|--:|--:|--:|--:|",
         *[f"| {name} | " + " | ".join(f"{v:.2f}" for v in vals) + " |" for name, vals in PAPER],
     ]
-    args.out.write_text(results_header() + "\n".join(lines) + "\n", encoding="utf-8")
-    if results:
-        labels = {c.name: c.label for c in CONFIGS}
-        chart(results, labels, args.out.with_suffix(".png"), f"GLPFT vs baselines, {len(keys)}-step subset")
-    print(args.out.read_text(encoding="utf-8"))
+    write_report(args, lines, CONFIGS, results, f"GLPFT vs baselines, {len(keys)}-step subset")
 
 
 if __name__ == "__main__":
