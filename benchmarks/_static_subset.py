@@ -30,14 +30,17 @@ from umi.models.roles import llamacpp_roles_from_manifest, load_roles, roles_fro
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks/results"
 SUBSET = RESULTS / "static_subset_test_100_seed0.json"
+STAGE1 = RESULTS / "glpft_cpu_epoch" / "stage1_adapter"
 METRICS = ("plan_acc", "act_em", "hallu", "arg_f1", "rouge_l", "valid_calls", "marker_share")
 HEADS = ("Plan ACC", "Act EM", "Hallu", "Arg F1", "ROUGE-L", "valid calls", "planner marker")
 
 
 @dataclass(frozen=True)
 class Config:
-    """One evaluated system: `source` is `embedded` (the bare base), `embedded-glpft` (the shipped roles) or
-    `first-tool` (no model: always call the first tool with {}); `single` runs the backbone (GLPFT's stage 1)."""
+    """One evaluated system: `source` is `embedded` (the bare base), `embedded-glpft` (the shipped roles),
+    `stage1` (the base with the full-epoch run's stage-1 adapter merged, `STAGE1`: the single-LLM model, the same
+    bytes the shipped roles carry as `stage1`) or `first-tool` (no model: always call the first tool with {});
+    `single` runs the backbone."""
 
     name: str
     source: str
@@ -82,9 +85,15 @@ def engine_words(args: argparse.Namespace) -> str:
 def bind(source: str, threads: int, engine: str = "transformers") -> Roles:
     """The roles of `source` (`embedded`, or `embedded-glpft` = the shipped roles) on `engine`: llama.cpp with
     `threads` threads, or transformers in bf16."""
+    table: dict[str, Any]
+    if source == "stage1":
+        if engine != "transformers":
+            raise SystemExit("the stage-1 source binds on transformers only (llama.cpp: use embedded-glpft)")
+        table = {"kind": "transformers", "model": "embedded", "dtype": "bfloat16", "base_adapters": [str(STAGE1)]}
+        return load_roles({"family": "toolbench", "engines": {"s1": table}, "roles": {"backbone": {"engine": "s1"}}})
     if source == "embedded":
         if engine == "transformers":
-            table: dict[str, Any] = {"kind": "transformers", "model": "embedded", "dtype": "bfloat16"}
+            table = {"kind": "transformers", "model": "embedded", "dtype": "bfloat16"}
         else:
             table = {"kind": "llama.cpp", "model": "embedded", "n_ctx": 8192, "n_threads": threads}
         roles = {r: {"engine": "base"} for r in ("planner", "caller", "summarizer", "backbone")}

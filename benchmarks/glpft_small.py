@@ -41,8 +41,8 @@ from _static_subset import (
 CONFIGS = [
     FIRST_TOOL,
     *ZERO_SHOT,
-    Config("single-constrained", "embedded-glpft", True, "single-LLM (stage 1), constrained", single=True),
-    Config("single-free", "embedded-glpft", False, "single-LLM (stage 1), unconstrained", single=True),
+    Config("single-constrained", "stage1", True, "single-LLM (stage 1), constrained", single=True),
+    Config("single-free", "stage1", False, "single-LLM (stage 1), unconstrained", single=True),
     Config("glpft-constrained", "embedded-glpft", True, "α-UMi GLPFT (multi-LLM), constrained"),
     Config("glpft-free", "embedded-glpft", False, "α-UMi GLPFT (multi-LLM), unconstrained"),
 ]
