@@ -30,7 +30,7 @@ from umi.models.roles import llamacpp_roles_from_manifest, load_roles, roles_fro
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks/results"
 SUBSET = RESULTS / "static_subset_test_100_seed0.json"
-STAGE1 = RESULTS / "glpft_cpu_epoch" / "stage1_adapter"
+STAGE1 = ROOT / "umi/assets/roles/smollm2-glpft/stage1"
 METRICS = ("plan_acc", "act_em", "hallu", "arg_f1", "rouge_l", "valid_calls", "marker_share")
 HEADS = ("Plan ACC", "Act EM", "Hallu", "Arg F1", "ROUGE-L", "valid calls", "planner marker")
 
@@ -38,7 +38,7 @@ HEADS = ("Plan ACC", "Act EM", "Hallu", "Arg F1", "ROUGE-L", "valid calls", "pla
 @dataclass(frozen=True)
 class Config:
     """One evaluated system: `source` is `embedded` (the bare base), `embedded-glpft` (the shipped roles),
-    `stage1` (the base with the full-epoch run's stage-1 adapter merged, `STAGE1`: the single-LLM model, the same
+    `stage1` (the base with the shipped stage-1 adapter merged, `STAGE1`: the single-LLM model, the same
     bytes the shipped roles carry as `stage1`) or `first-tool` (no model: always call the first tool with {});
     `single` runs the backbone."""
 
