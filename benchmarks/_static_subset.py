@@ -66,7 +66,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
         "--engine",
         choices=("transformers", "llama.cpp"),
         default="transformers",
-        help="transformers runs bf16 weights (torch uses AMX / AVX512-BF16, which the AVX2-only llama.cpp wheel cannot); "
+        help="transformers runs bf16 weights (torch uses AMX / AVX512-BF16; the llama.cpp wheel is AVX2-only); "
         "llama.cpp is the shipped binding",
     )
     ap.add_argument("--batch-size", type=int, default=8)
