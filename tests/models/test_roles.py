@@ -181,3 +181,16 @@ def test_shipped_glpft_roles_are_the_default_on_llamacpp(shared_data: Path) -> N
     assert trained.startswith("Based on the user's request, I will provide the user with the details"), trained
     engine.close()
     bare_roles.get("planner").engine.close()
+
+
+def test_a_grammar_an_engine_does_not_enforce_is_an_error_for_every_caller() -> None:
+    """`RoleBinding.complete` owns "never silently unconstrained": the agent, static evaluation and the tool
+    simulator all call through it. A scripted engine enforces no grammar, so a grammar request fails, naming the
+    role, the engine and the fix; without a grammar the same call answers."""
+    from umi.models import ScriptedEngine
+    from umi.models.binding import RoleBinding
+
+    binding = RoleBinding(ScriptedEngine(["Action: x", "Action: y"]), cache_key="caller")
+    assert [c.text for c in binding.complete(["p"], GenerationParams())] == ["Action: x"]
+    with pytest.raises(EngineError, match=r"role 'caller', engine scripted: does not enforce grammars.*--no-constrain"):
+        binding.complete(["p"], GenerationParams(grammar='%llguidance {}\nstart: "x"'))

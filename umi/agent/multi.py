@@ -39,7 +39,7 @@ from umi.format import (
     to_tool_doc,
 )
 from umi.format.grammar import role_grammar
-from umi.models.base import Completion, CostLedger, EngineError, GenerationParams
+from umi.models.base import Completion, CostLedger, GenerationParams
 from umi.models.roles import RoleBinding, Roles
 from umi.schema import ToolDoc, ToolSpec, Turn
 from umi.tools.base import DEFAULT_MAX_OBSERVATION, Executor, Observation, ToolCall
@@ -99,13 +99,7 @@ class AgentBase:
 
     def _generate(self, role: str, binding: RoleBinding, prompt: str, ledger: CostLedger) -> Completion:
         params = self._params(role, binding)
-        completion = binding.complete([prompt], params)[0]
-        if params.grammar is not None and not completion.constrained:
-            raise EngineError(
-                f"role {role!r}, engine {getattr(binding.engine, 'name', '?')}: does not enforce grammars; use "
-                "llama.cpp, transformers or an openai server with structured outputs, set constrain = false for "
-                "the role, or pass --no-constrain"
-            )
+        completion = binding.complete([prompt], params)[0]  # raises where a grammar is not enforced
         ledger.add(role, [completion])
         return completion
 

@@ -39,7 +39,7 @@ from umi.format import (
     summarizer_prompt,
 )
 from umi.format.grammar import role_grammar
-from umi.models.base import Completion, CostLedger, EngineError, GenerationParams, add_costs
+from umi.models.base import Completion, CostLedger, GenerationParams, add_costs
 from umi.models.binding import RoleBinding, Roles
 from umi.schema import Step, Turn
 
@@ -101,14 +101,8 @@ def complete_constrained(
         groups.setdefault(role_grammar(role, s.tools, family), []).append(i)
     out: dict[int, Completion] = {}
     for grammar, idx in groups.items():
-        done = binding.complete([prompts[i] for i in idx], replace(params, grammar=grammar))
-        for i, c in zip(idx, done, strict=True):
-            if not c.constrained:
-                raise EngineError(
-                    f"role {role!r}, engine {getattr(binding.engine, 'name', '?')}: does not enforce grammars; "
-                    "use llama.cpp, transformers or an openai server with structured outputs, or --no-constrain"
-                )
-            out[i] = c
+        done = binding.complete([prompts[i] for i in idx], replace(params, grammar=grammar))  # enforced or raises
+        out.update(zip(idx, done, strict=True))
     return [out[i] for i in range(len(prompts))]
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from umi.models.base import Completion, Engine, GenerationParams
+from umi.models.base import Completion, Engine, EngineError, GenerationParams
 
 ROLE_NAMES: tuple[str, ...] = ("planner", "caller", "summarizer", "backbone")
 
@@ -30,7 +30,16 @@ class RoleBinding:
     constrain: bool = True
 
     def complete(self, prompts: Sequence[str], params: GenerationParams) -> list[Completion]:
-        return self.engine.complete(prompts, params, adapter=self.adapter, cache_key=self.cache_key)
+        """The engine's completions; with a grammar, every one must say the engine enforced it (never silently
+        unconstrained: an engine that cannot raises here, for every caller of a role)."""
+        done = self.engine.complete(prompts, params, adapter=self.adapter, cache_key=self.cache_key)
+        if params.grammar is not None and not all(c.constrained for c in done):
+            raise EngineError(
+                f"role {self.cache_key or self.label or '?'!r}, engine {getattr(self.engine, 'name', '?')}: does "
+                "not enforce grammars; use llama.cpp, transformers or an openai server with structured outputs, "
+                "set constrain = false for the role, or pass --no-constrain"
+            )
+        return done
 
 
 @dataclass
