@@ -106,8 +106,8 @@ def verdicts(results: dict[str, dict[str, Any]]) -> list[str]:
         better = [(g[m] < s[m]) if m == "hallu" else (g[m] > s[m]) for m in METRICS[:4]]
         wins = [h for h, b in zip(HEADS[:4], better, strict=True) if b]
         out.append(
-            f"- GLPFT vs single-LLM (both constrained): GLPFT is better on {', '.join(wins) or 'none'} of Plan ACC, "
-            "Act EM, Hallu, Arg F1."
+            f"- GLPFT vs single-LLM (both constrained): GLPFT is better on {len(wins)} of the 4 (Plan ACC, Act EM, "
+            f"Hallu, Arg F1): {', '.join(wins) or 'none'}."
         )
     return out
 
