@@ -95,3 +95,28 @@ def test_grammars_refuse_what_the_format_forbids(tok: tuple[Any, Any]) -> None:
     assert _reject_reason(tok, call, 'Action: search_for_youtube\nAction Input: {"q": "x", "z": 1}', cache)
     assert _reject_reason(tok, call, 'Action: search_for_youtube\nAction Input: {"q": 5}', cache)  # type
     assert caller_grammar(tools) is call  # compiled once per tool set
+
+
+def test_a_degenerate_string_is_closed_after_its_token_bound(tok: tuple[Any, Any]) -> None:
+    """A model repeating one character inside a string value: after `string_tokens` tokens the grammar allows
+    only the closing quote or an escape (the string stays valid JSON), never one more plain character."""
+    from umi.format.grammar import Bounds
+
+    hf, ll = tok
+    tools = [ToolSpec(name="search", parameters=[Param(name="q", type="string", required=True)])]
+    grammar = caller_grammar(tools, Bounds(string_tokens=5))
+    m = llguidance.LLMatcher(ll, grammar, log_level=0)
+    assert not m.is_error(), m.get_error()
+    assert m.consume_tokens(hf.encode('Action: search\nAction Input: {"q": "', add_special_tokens=False))
+    x = hf.encode("x", add_special_tokens=False)
+    assert len(x) == 1
+    fed = 0
+    while m.validate_tokens(x) == 1:
+        assert m.consume_tokens(x)
+        fed += 1
+        assert fed < 50, "the string never closes"
+    assert fed == 5
+    assert m.consume_tokens(hf.encode('"}', add_special_tokens=False)) and m.is_accepting()
+    # The same text is valid JSON: the bound cut the string, not its quoting.
+    text = 'Action: search\nAction Input: {"q": "' + "x" * fed + '"}'
+    assert json.loads(text.split("Action Input: ", 1)[1]) == {"q": "xxxxx"}

@@ -200,7 +200,7 @@ def simulator_grammar(bounds: Bounds = DEFAULT_BOUNDS) -> str:
     constrained simulator can always be parsed (no retry loop for a reply that is not JSON)."""
     ws = "SIM_WS?"  # pretty-printed replies indent deeper than argument objects do
     error, response = literal('"error": '), literal('"response": ')
-    rules = [f'start: "{{" {ws} {error} STRING "," {ws} {response} value0 {ws} "}}"']
+    rules = [f'start: "{{" {ws} {error} string "," {ws} {response} value0 {ws} "}}"']
     for d in range(SIMULATOR_DEPTH):
         inner = f"value{d + 1}" if d + 1 < SIMULATOR_DEPTH else "leaf"
         rules += [

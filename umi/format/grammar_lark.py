@@ -43,7 +43,13 @@ class Bounds:
     answer_word_tokens: int = 128
     #: Whitespace between words: `[ \t\n]{1,whitespace}` (the released texts reach 36 in one place).
     whitespace: int = 16
+    #: A JSON string: at most `string_escapes` escapes, and between them stretches of plain characters of at
+    #: most `string` characters and `string_tokens` tokens each (a degenerate model writing one character per
+    #: token cannot spend a call's whole budget inside one string). The released calls' longest string is 75
+    #: tokens; one writes 10 escapes.
     string: int = 256
+    string_tokens: int = 96
+    string_escapes: int = 16
     digits: int = 16
     free_key: int = 64
     #: Pairs in an argument object whose API documents no parameters (α-UMi's `"input": {}` loses them).
@@ -115,24 +121,36 @@ def free_text_rules(
 
 
 def value_tokens(bounds: Bounds) -> str:
-    """The shared value lexemes of argument objects: bounded JSON strings, integers, numbers, booleans."""
+    """The shared value lexemes of argument objects: bounded JSON strings, integers, numbers, booleans.
+
+    A string is `"` + stretches of plain characters (each one lexeme of at most `bounds.string_tokens` tokens)
+    separated by escapes (lexemes of their own) + `"`. The token bound sits on the stretch, not on the whole
+    string, because llguidance ends a lexeme that reaches its `max_tokens` wherever it is: a bounded stretch can
+    end anywhere and still be valid, a bounded `"…"` lexeme would end without its closing quote, or inside an
+    escape."""
     d = bounds.digits
     # `/` is escaped because it closes a Lark regex.
     # `<` only when no `/` follows (`"<order_id>"` is in the released calls; `</` would write end-of-turn text).
     plain = r'[^"\\\x00-\x1f' + _STRING_EXCLUDED + "]"
     after = r'[^"\\\x00-\x1f\/' + _STRING_EXCLUDED + "]"
-    string_body = f"(?:{plain}|{_STRING_EXCLUDED}{after}|" + r'\\["\\\/bfnrt]|\\u[0-9a-fA-F]{4})'
+    stretch = f"(?:{plain}|{_STRING_EXCLUDED}{after})"
+    escape = r'\\["\\\/bfnrt]|\\u[0-9a-fA-F]{4}'
+    string_body = f"(?:{stretch[3:-1]}|{escape})"
     ws = bounds.object_whitespace
     return "\n".join(
         [
-            f'STRING: /"{string_body}{{0,{bounds.string}}}"/',
+            'string: "\\"" string_stretch? string_escapes "\\""',
+            *at_most("string_escapes", "STRING_ESCAPE string_stretch?", bounds.string_escapes),
+            f"string_stretch[max_tokens={bounds.string_tokens}]: STRING_STRETCH",
+            f"STRING_STRETCH: /{stretch}{{1,{bounds.string}}}/",
+            f"STRING_ESCAPE: /{escape}/",
             f'FREE_KEY: /"{string_body}{{1,{bounds.free_key}}}"/',
             f"INTEGER: /-?(?:0|[1-9][0-9]{{0,{d - 1}}})/",
             f"NUMBER: /-?(?:0|[1-9][0-9]{{0,{d - 1}}})(?:\\.[0-9]{{1,{d}}})?(?:[eE][+-]?[0-9]{{1,3}})?/",
             f"WS: /[ \\n]{{1,{ws}}}/",
             'boolean: "true" | "false"',
             'null: "null"',
-            "scalar: STRING | NUMBER | boolean | null",
+            "scalar: string | NUMBER | boolean | null",
             'array: "[]" | "[" scalar array_more "]"',
             *at_most("array_more", '"," WS? scalar', bounds.array_items - 1),
             'free_object: "{}" | "{" WS? free_pair free_more WS? "}"',
@@ -167,7 +185,7 @@ def value_rule(arg: ArgSpec) -> str:
         return "array"
     if kind == "object":
         return "free_object"
-    return "STRING"
+    return "string"
 
 
 def object_rules(name: str, args: list[ArgSpec] | None, bounds: Bounds) -> list[str]:
