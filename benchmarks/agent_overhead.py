@@ -4,11 +4,12 @@ Part 1: a scripted engine with a fixed latency plays planner and caller; the age
 time is umi's overhead per step (prompt building, parsing, tool dispatch, trace writing). Part 2: the same tasks
 run by the multi-LLM agent and by the single-LLM agent on the same roles (by default the shipped GLPFT roles on
 one llama.cpp base: planner/caller/summarizer LoRAs, backbone = stage 1), same step and token limits; the ratios
-of their wall times and of their prefilled prompt tokens. `--one-slot` adds the multi-LLM run on a server with
+of their wall times and of their prefilled prompt tokens. Both run constrained (role grammars), as `umi run` does
+by default; `--free` runs both unconstrained. `--one-slot` adds the multi-LLM run on a server with
 one slot for every role (the layout before per-role slots), measured in the same run.
 
-    python benchmarks/agent_overhead.py [--tasks 20] [--max-steps 3] [--max-new-tokens 48] [--roles embedded-glpft]
-        [--one-slot] [--skip-model]
+    python benchmarks/agent_overhead.py [--tasks 20] [--max-steps 3] [--max-new-tokens 128] [--roles embedded-glpft]
+        [--one-slot] [--free] [--skip-model]
 """
 
 from __future__ import annotations
@@ -86,12 +87,14 @@ def bound_roles(name: str, *, one_slot: bool = False) -> Roles:
     return load_roles(name)
 
 
-def run_agents(roles: Roles, cls: Any, trajs, max_steps: int, max_new_tokens: int) -> dict[str, float]:
+def run_agents(roles: Roles, cls: Any, trajs, max_steps: int, max_new_tokens: int, constrain: bool) -> dict[str, float]:
     """Wall time, steps and token counts of one agent kind over the tasks."""
     totals = {"seconds": 0.0, "steps": 0, "calls": 0, "prompt_tokens": 0, "cached_tokens": 0, "prefilled_tokens": 0}
     start, cpu = time.perf_counter(), time.process_time()
     for traj in trajs:
-        agent = cls(roles, traj.tools, ReplayCache(), max_steps=max_steps, max_new_tokens=max_new_tokens)
+        agent = cls(
+            roles, traj.tools, ReplayCache(), max_steps=max_steps, max_new_tokens=max_new_tokens, constrain=constrain
+        )
         ep = agent.run(traj.instruction)
         totals["steps"] += ep.steps
         for c in ep.costs.values():
@@ -103,11 +106,13 @@ def run_agents(roles: Roles, cls: Any, trajs, max_steps: int, max_new_tokens: in
     return totals
 
 
-def model_ratio(trajs, max_steps: int, max_new_tokens: int, roles_name: str, one_slot: bool) -> dict[str, Any]:
+def model_ratio(
+    trajs, max_steps: int, max_new_tokens: int, roles_name: str, one_slot: bool, constrain: bool
+) -> dict[str, Any]:
     roles = bound_roles(roles_name)
     out: dict[str, Any] = {
-        "multi": run_agents(roles, MultiLLMAgent, trajs, max_steps, max_new_tokens),
-        "single": run_agents(roles, SingleLLMAgent, trajs, max_steps, max_new_tokens),
+        "multi": run_agents(roles, MultiLLMAgent, trajs, max_steps, max_new_tokens, constrain),
+        "single": run_agents(roles, SingleLLMAgent, trajs, max_steps, max_new_tokens, constrain),
     }
     for b in roles.bound().values():
         close = getattr(b.engine, "close", None)
@@ -115,7 +120,7 @@ def model_ratio(trajs, max_steps: int, max_new_tokens: int, roles_name: str, one
             close()
     if one_slot:
         old = bound_roles(roles_name, one_slot=True)
-        out["multi, one slot"] = run_agents(old, MultiLLMAgent, trajs, max_steps, max_new_tokens)
+        out["multi, one slot"] = run_agents(old, MultiLLMAgent, trajs, max_steps, max_new_tokens, constrain)
         old.get("planner").engine.close()  # type: ignore[attr-defined]
     return out
 
@@ -130,9 +135,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tasks", type=int, default=20)
     ap.add_argument("--max-steps", type=int, default=3)
-    ap.add_argument("--max-new-tokens", type=int, default=48)
+    ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--roles", default=TRAINED_NAME, help="roles for part 2 (default: the shipped GLPFT roles)")
     ap.add_argument("--one-slot", action="store_true", help="also run multi-LLM with one slot for every role")
+    ap.add_argument("--free", action="store_true", help="unconstrained decoding (default: role grammars on)")
     ap.add_argument("--skip-model", action="store_true")
     args = ap.parse_args()
     head = header()
@@ -150,13 +156,14 @@ def main() -> None:
     ]
     print(lines[-1])
     if not args.skip_model:
-        m = model_ratio(trajs, args.max_steps, args.max_new_tokens, args.roles, args.one_slot)
+        m = model_ratio(trajs, args.max_steps, args.max_new_tokens, args.roles, args.one_slot, not args.free)
         multi, single = m["multi"], m["single"]
         lines += [
             "",
             f"Roles `{args.roles}` on llama.cpp (one base, one server slot per role), the same {len(trajs)} tasks, "
-            f"≤{args.max_steps} steps, ≤{args.max_new_tokens} new tokens per call, unconstrained decoding, run one "
-            "after another in this process:",
+            f"≤{args.max_steps} steps, ≤{args.max_new_tokens} new tokens per call, "
+            f"{'unconstrained decoding' if args.free else 'constrained (role grammars, as `umi run` by default)'}, "
+            "run one after another in this process:",
             "",
             "| run | wall s | CPU s | steps | model calls | prompt tokens | cached | prefilled |",
             "|---|---:|---:|---:|---:|---:|---:|---:|",

@@ -5,10 +5,11 @@ Not the reference implementation's way (HF `generate`, sampling, three fine-tune
 `cache_prompt: false`, so each call prefills its whole prompt, as the reference's `generate` did; "cache on" is
 the default: one server slot per role, each role's call prefilling only what is new since its last prompt.
 `--one-slot` adds the cache on a server with one slot for every role (the layout before per-role slots).
+Constrained (role grammars), as `umi eval static` runs by default; `--free` runs unconstrained.
 The script asserts that every way wrote the same predictions (greedy), and fails if not.
 
     python benchmarks/static_eval_throughput.py [--steps 50] [--max-new-tokens 32] [--roles embedded-glpft]
-        [--one-slot]
+        [--one-slot] [--free]
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def build(name: str, *, cache_prompt: bool, one_slot: bool = False) -> Roles:
 
 
 def one_way(
-    name: str, steps: int, max_new_tokens: int, **settings: Any
+    name: str, steps: int, max_new_tokens: int, constrain: bool, **settings: Any
 ) -> tuple[float, float, dict[str, Any], list[str]]:
     """Wall seconds and CPU seconds of this process (model load included), per-role costs and the predictions.
 
@@ -63,7 +64,7 @@ def one_way(
     start, cpu = time.perf_counter(), time.process_time()
     roles = build(name, **settings)
     with tempfile.TemporaryDirectory() as tmp:
-        run = run_static(OOD, roles, tmp, limit=steps, batch_size=1, max_new_tokens=max_new_tokens)
+        run = run_static(OOD, roles, tmp, limit=steps, batch_size=1, max_new_tokens=max_new_tokens, constrain=constrain)
         preds = [json.loads(line)["prediction"] for line in run.predictions.read_text().splitlines()]
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     for engine in {id(b.engine): b.engine for b in roles.bound().values()}.values():
@@ -83,6 +84,7 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--roles", default=TRAINED_NAME, help="shipped GLPFT roles (default) or a packaged config")
     ap.add_argument("--one-slot", action="store_true", help="also the cache on one slot shared by every role")
+    ap.add_argument("--free", action="store_true", help="unconstrained decoding (default: role grammars on)")
     args = ap.parse_args()
     head = header()
     ways: dict[str, dict[str, Any]] = {
@@ -93,7 +95,7 @@ def main() -> None:
         ways["prompt cache on, one slot for every role"] = {"cache_prompt": True, "one_slot": True}
     results: dict[str, tuple[float, float, dict[str, Any], list[str]]] = {}
     for label, settings in ways.items():
-        results[label] = one_way(args.roles, args.steps, args.max_new_tokens, **settings)
+        results[label] = one_way(args.roles, args.steps, args.max_new_tokens, not args.free, **settings)
         print(f"{label}: {results[label][0]:.1f} s", flush=True)
     load_after = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     off_seconds, off_cpu, _, off_preds = results["prompt cache off"]
@@ -114,10 +116,10 @@ def main() -> None:
         "# Static evaluation throughput: prompt cache on vs off",
         "",
         f"The first {args.steps} steps of `out_of_domain.json`, roles `{args.roles}` on llama.cpp (one base, "
-        f"LoRA roles), greedy, ≤{args.max_new_tokens} new tokens per call, `run_static` one trajectory at a time "
-        "with steps in order, 2-core CPU. Every way in this one process, one after another. This compares umi "
-        "with its prompt cache on and off; it is not the reference implementation (HF `generate`, sampling, three "
-        "fine-tuned models).",
+        f"LoRA roles), greedy, {'unconstrained' if args.free else 'constrained'}, ≤{args.max_new_tokens} new tokens "
+        "per call, `run_static` one trajectory at a time with steps in order, 2-core CPU. Every way in this one "
+        "process, one after another. This compares umi with its prompt cache on and off; it is not the reference "
+        "implementation (HF `generate`, sampling, three fine-tuned models).",
         "",
         "| way | wall s | steps/s | vs cache off | CPU s | vs cache off (CPU) | prompt tokens | cached | prefilled |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
