@@ -22,7 +22,8 @@ from typing import Any
 from umi.data.io import load_trajectories
 from umi.evaluate.baselines import write_baseline
 from umi.evaluate.metrics import read_predictions, score
-from umi.evaluate.static import StepKey, read_step_keys, run_static
+from umi.evaluate.static import run_static
+from umi.evaluate.steps import StepKey, read_step_keys
 from umi.format import parse_arguments, parse_step_text
 from umi.models.binding import Roles
 from umi.models.roles import llamacpp_roles_from_manifest, load_roles, roles_from_manifest, trained_roles_dir

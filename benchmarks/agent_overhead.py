@@ -87,9 +87,17 @@ def bound_roles(name: str, *, one_slot: bool = False) -> Roles:
     return load_roles(name)
 
 
-def run_agents(roles: Roles, cls: Any, trajs, max_steps: int, max_new_tokens: int, constrain: bool) -> dict[str, float]:
-    """Wall time, steps and token counts of one agent kind over the tasks."""
-    totals = {"seconds": 0.0, "steps": 0, "calls": 0, "prompt_tokens": 0, "cached_tokens": 0, "prefilled_tokens": 0}
+def run_agents(roles: Roles, cls: Any, trajs, max_steps: int, max_new_tokens: int, constrain: bool) -> dict[str, Any]:
+    """Wall time, steps and token counts of one agent kind over the tasks, in all and per role."""
+    totals: dict[str, Any] = {
+        "seconds": 0.0,
+        "steps": 0,
+        "calls": 0,
+        "prompt_tokens": 0,
+        "cached_tokens": 0,
+        "prefilled_tokens": 0,
+        "roles": {},
+    }
     start, cpu = time.perf_counter(), time.process_time()
     for traj in trajs:
         agent = cls(
@@ -97,9 +105,12 @@ def run_agents(roles: Roles, cls: Any, trajs, max_steps: int, max_new_tokens: in
         )
         ep = agent.run(traj.instruction)
         totals["steps"] += ep.steps
-        for c in ep.costs.values():
-            for k in ("calls", "prompt_tokens", "cached_tokens", "prefilled_tokens"):
-                totals[k] += c.get(k, 0)
+        for role, c in ep.costs.items():
+            per_role = totals["roles"].setdefault(role, {})
+            for k in ("calls", "prompt_tokens", "cached_tokens", "prefilled_tokens", "new_tokens", "seconds"):
+                per_role[k] = per_role.get(k, 0) + c.get(k, 0)
+                if k != "seconds" and k != "new_tokens":
+                    totals[k] += c.get(k, 0)
     totals["seconds"] = time.perf_counter() - start
     # CPU seconds beside wall time: the machine is shared, and other jobs' load stretches wall time only
     totals["cpu"] = time.process_time() - cpu
@@ -173,6 +184,19 @@ def main() -> None:
                 f"| {label} | {t['seconds']:.1f} | {t['cpu']:.1f} | {t['steps']} | {t['calls']} | "
                 f"{t['prompt_tokens']} | {t['cached_tokens']} | {t['prefilled_tokens']} |"
             )
+        lines += [
+            "",
+            "Per role (engine seconds are the model calls' own time):",
+            "",
+            "| run | role | calls | prompt tokens | cached | prefilled | new tokens | engine s |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for label, t in m.items():
+            for role, c in sorted(t["roles"].items()):
+                lines.append(
+                    f"| {label} | {role} | {c['calls']} | {c['prompt_tokens']} | {c['cached_tokens']} | "
+                    f"{c['prefilled_tokens']} | {c['new_tokens']} | {c['seconds']:.1f} |"
+                )
         ratio = multi["seconds"] / single["seconds"]
         pre = multi["prefilled_tokens"] / max(1, single["prefilled_tokens"])
         lines += [
@@ -189,7 +213,7 @@ def main() -> None:
                 f"{old['seconds'] / single['seconds']:.2f}× (CPU {old['cpu'] / single['cpu']:.2f}×), prefilled tokens "
                 f"{old['prefilled_tokens'] / max(1, single['prefilled_tokens']):.2f}× single's."
             )
-        print("\n".join(lines[-12:]))
+        print("\n".join(lines[len(head) :]))
     (ROOT / "benchmarks/results/agent_overhead.md").write_text("\n".join(lines) + "\n")
 
 

@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from umi.evaluate.metrics import read_predictions, score
-from umi.evaluate.static import read_step_keys, run_static, sample_step_keys, select_steps
+from umi.evaluate.static import run_static
+from umi.evaluate.steps import read_step_keys, sample_step_keys, select_steps
 from umi.format import BACKBONE_CUE, CALLER_CUE, END_OF_TURN, SUMMARIZER_CUE, parse_step_text
 from umi.models import ScriptedEngine
 from umi.models.roles import RoleBinding, Roles
@@ -253,7 +254,7 @@ def test_steps_run_trajectory_by_trajectory_in_step_order(ood_path: Path, tmp_pa
     """One lane: every trajectory's steps in order before the next trajectory (each role's cache carries over);
     three lanes: one step of each of three trajectories per batch, each lane keeping its trajectory's order."""
     from umi.data import iter_steps, load_trajectories
-    from umi.evaluate.static import trajectory_batches
+    from umi.evaluate.steps import trajectory_batches
 
     steps = iter_steps(load_trajectories(ood_path).items)[:20]
     one = [s for batch in trajectory_batches(list(reversed(steps)), 1) for s in batch]

@@ -120,3 +120,14 @@ def test_a_degenerate_string_is_closed_after_its_token_bound(tok: tuple[Any, Any
     # The same text is valid JSON: the bound cut the string, not its quoting.
     text = 'Action: search\nAction Input: {"q": "' + "x" * fed + '"}'
     assert json.loads(text.split("Action Input: ", 1)[1]) == {"q": "xxxxx"}
+
+
+def test_backbone_tail_grammar_takes_only_an_action_block_or_a_conclusion(tok: tuple[Any, Any]) -> None:
+    from umi.format.grammar import backbone_tail_grammar
+
+    tools = [ToolSpec(name="search", parameters=[Param(name="q", type="string", required=True)])]
+    tail, cache = backbone_tail_grammar(tools), {}
+    assert _reject_reason(tok, tail, 'Action: search\nAction Input: {"q": "cats"}', cache) is None
+    assert _reject_reason(tok, tail, "conclusion: Cats are mammals.", cache) is None
+    assert _reject_reason(tok, tail, "Action: I will search", cache)  # prose is not an API name here
+    assert _reject_reason(tok, tail, "more thought", cache)

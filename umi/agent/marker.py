@@ -1,8 +1,10 @@
-"""Finishing a constrained planner turn that the token cap cut before its route marker.
+"""Finishing a constrained turn that the token cap cut inside its thought.
 
-A planner thought is bounded in words, not tokens (`umi.format.grammar.Bounds`), so `max_new_tokens` can end a
-constrained turn mid-thought. One short call under the marker-only grammar then writes the route after the cut
-thought. The agent and static evaluation both finish turns this way, through this one function.
+Thoughts are bounded in words, not tokens (`umi.format.grammar.Bounds`), so `max_new_tokens` can end a constrained
+turn mid-thought. A planner turn is then finished by one short call under the marker-only grammar (the route after
+the cut thought); a backbone turn by one call under its tail grammar (the action block or the conclusion after the
+cut thought) — without it, a cut inside the thought's own `Action: <prose>` would be read as a call of an API named
+by that prose. The agent and static evaluation both finish turns this way, through these functions.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from umi.format import parse_planner
-from umi.format.grammar import marker_continuation, marker_grammar
+from umi.format.docs import ToolLike
+from umi.format.grammar import backbone_continuation, backbone_tail_grammar, marker_continuation, marker_grammar
+from umi.format.templates import CONCLUSION_LABEL
 from umi.models.base import Completion, GenerationParams
 from umi.models.binding import RoleBinding
 
@@ -43,3 +47,31 @@ def finish_markers(
     marker_params = replace(params, grammar=marker_grammar(family), max_new_tokens=MARKER_TOKENS)
     outs = planner.complete([p for p, _ in conts], marker_params)
     return [MarkerFinish(p, c, thought + c.text) for (p, thought), c in zip(conts, outs, strict=True)]
+
+
+#: `Action Input:` — present once a backbone output has reached its action block.
+_ACTION_INPUT = "Action Input:"
+
+
+def needs_tail(c: Completion) -> bool:
+    """A constrained backbone output the token cap cut inside its thought (before the action block's
+    `Action Input:` and before any conclusion)."""
+    return (
+        c.constrained and c.finish_reason == "length" and _ACTION_INPUT not in c.text and CONCLUSION_LABEL not in c.text
+    )
+
+
+def finish_backbones(
+    backbone: RoleBinding,
+    prompts: Sequence[str],
+    cut_texts: Sequence[str],
+    tools: Sequence[Sequence[ToolLike]],
+    params: GenerationParams,
+) -> list[MarkerFinish]:
+    """Continue each cut backbone text (after its prompt) under the tail grammar of its own tools."""
+    out: list[MarkerFinish] = []
+    for prompt, cut, step_tools in zip(prompts, cut_texts, tools, strict=True):
+        cont, thought = backbone_continuation(prompt, cut)
+        c = backbone.complete([cont], replace(params, grammar=backbone_tail_grammar(step_tools)))[0]
+        out.append(MarkerFinish(cont, c, thought + c.text))
+    return out

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from umi.agent.episode import Episode
+from umi.agent.marker import finish_backbones, needs_tail
 from umi.agent.multi import AgentBase, turn
 from umi.agent.trace import TraceWriter
 from umi.format import backbone_prompt, caller_text, parse_backbone, planner_text, render_observation
@@ -36,7 +37,13 @@ class SingleLLMAgent(AgentBase):
                 budget=self.budget,
             )
             c = self._generate("backbone", self.roles.get("backbone"), prompt, ledger)
-            out = parse_backbone(c.text)
+            text = c.text
+            if needs_tail(c):  # cut inside the thought: one call under the tail grammar writes the action
+                self._record(trace, eid, step, "backbone", prompt, c, {"cut_by_token_cap": True})
+                done = finish_backbones(self.roles.get("backbone"), [prompt], [c.text], [self.tools], self.params)[0]
+                prompt, c, text = done.prompt, done.completion, done.text
+                ledger.add("backbone", [c])
+            out = parse_backbone(text)
             problems = list(out.problems)
             if out.kind == "call" and out.action and out.action not in self.names:
                 problems.append(

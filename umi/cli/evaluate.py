@@ -48,7 +48,8 @@ def static(
 ) -> None:
     """Teacher-forced predictions for every planner step (resumes where a previous run stopped)."""
     from umi.data import DataError
-    from umi.evaluate.static import read_step_keys, run_static
+    from umi.evaluate.static import run_static
+    from umi.evaluate.steps import read_step_keys
     from umi.models.base import EngineError
     from umi.models.roles import default_roles, load_roles
 
@@ -146,7 +147,7 @@ def subset(
 ) -> None:
     """A fixed random subset of steps (seeded, in file order), so small runs are comparable and documented."""
     from umi.data import DataError, iter_steps, load_trajectories
-    from umi.evaluate.static import sample_step_keys
+    from umi.evaluate.steps import sample_step_keys
 
     try:
         keys = sample_step_keys(iter_steps(load_trajectories(data).items), n, seed)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from umi.data.io import load_trajectories
 from umi.data.rows import iter_steps
-from umi.evaluate.static import StepKey, reference_text, select_steps
+from umi.evaluate.static import reference_text
+from umi.evaluate.steps import StepKey, select_steps
 from umi.format import caller_text, planner_text, step_text
 
 BASELINES = ("gold", "first-tool")

@@ -17,14 +17,14 @@ history. Per-role costs (prompt, cached and prefilled tokens) go to `costs.json`
 from __future__ import annotations
 
 import json
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from umi.agent.marker import finish_markers, needs_marker
+from umi.agent.marker import finish_backbones, finish_markers, needs_marker, needs_tail
 from umi.data.io import load_trajectories
 from umi.data.rows import iter_steps
+from umi.evaluate.steps import StepKey, select_steps, trajectory_batches
 from umi.format import (
     END_OF_TURN,
     PromptBudget,
@@ -227,13 +227,20 @@ def predict_single(
     outs = complete_constrained(
         "backbone", roles.get("backbone"), prompts, steps, params, family=family, constrain=constrain
     )
+    texts = [c.text for c in outs]
+    cut = [i for i, c in enumerate(outs) if needs_tail(c)]  # finished as the agent finishes them
+    done = finish_backbones(
+        roles.get("backbone"), [prompts[i] for i in cut], [texts[i] for i in cut], [steps[i].tools for i in cut], params
+    )
+    for i, d in zip(cut, done, strict=True):
+        texts[i] = d.text
     if ledger is not None:
-        ledger.add("backbone", outs)
+        ledger.add("backbone", [*outs, *(d.completion for d in done)])
     if details is not None:
-        details.extend({"constrained": c.constrained} for c in outs)
+        details.extend({"constrained": c.constrained, "tail_finished": i in cut} for i, c in enumerate(outs))
     preds: list[str] = []
-    for c in outs:
-        b = parse_backbone(c.text)
+    for text in texts:
+        b = parse_backbone(text)
         thought = b.thought or None
         if b.kind == "call":
             preds.append(
@@ -250,9 +257,6 @@ def predict_single(
     return preds
 
 
-StepKey = tuple[int, int]
-
-
 def engine_lanes(roles: Roles, role: str, batch_size: int) -> int:
     """How many trajectories to run side by side: an engine with per-role slots (llama.cpp in process, or a
     llama.cpp server behind the HTTP engine) runs as many as each role has slots (`n_parallel`), another HTTP engine
@@ -261,61 +265,6 @@ def engine_lanes(roles: Roles, role: str, batch_size: int) -> int:
     slots = getattr(engine, "slots", None)
     lanes = getattr(slots, "lanes", None) if slots is not None else getattr(engine, "concurrency", None)
     return max(1, min(batch_size, lanes)) if isinstance(lanes, int) else max(1, batch_size)
-
-
-def trajectory_batches(steps: Sequence[Step], lanes: int) -> Iterator[list[Step]]:
-    """Batches of at most `lanes` steps, each from another trajectory, every trajectory's steps in step order:
-    lane j keeps one trajectory until its last step, then takes the next trajectory in file order."""
-    by_traj: dict[int, list[Step]] = {}
-    for s in steps:
-        by_traj.setdefault(s.traj, []).append(s)
-    waiting = deque(deque(sorted(v, key=lambda s: s.step)) for _, v in sorted(by_traj.items()))
-    active: list[deque[Step]] = []
-    while waiting or active:
-        while len(active) < lanes and waiting:
-            active.append(waiting.popleft())
-        yield [q.popleft() for q in active]
-        active = [q for q in active if q]
-
-
-def select_steps(steps: list[Step], limit: int | None = None, keys: Sequence[StepKey] | None = None) -> list[Step]:
-    """A fixed, documented subset: the steps named in `keys` (from `--steps FILE`), else the first `limit` steps in
-    file order, else all. Unknown keys are an error, so a subset file for another test set cannot pass silently."""
-    if keys is not None:
-        by_key = {(s.traj, s.step): s for s in steps}
-        missing = [k for k in keys if k not in by_key]
-        if missing:
-            raise ValueError(f"{len(missing)} step(s) of the subset are not in the data, first {missing[0]}")
-        return [by_key[k] for k in dict.fromkeys(keys)]
-    return steps if limit is None else steps[:limit]
-
-
-def sample_step_keys(steps: Sequence[Step], n: int, seed: int) -> list[StepKey]:
-    """`n` steps drawn without replacement by `random.Random(seed)`, in file order: a subset spread over many
-    trajectories (the first N steps in file order cover only a handful), and the same one on every machine."""
-    import random
-
-    picked = random.Random(seed).sample(range(len(steps)), min(n, len(steps)))
-    return sorted((steps[i].traj, steps[i].step) for i in picked)
-
-
-def read_step_keys(path: str | Path) -> list[StepKey]:
-    """A subset file: a JSON list of `[traj, step]` pairs or `{"traj", "step"}` objects, or JSON lines of such
-    objects (a `predictions.jsonl` works, to re-run exactly the steps of another run)."""
-    text = Path(path).read_text(encoding="utf-8").strip()
-    try:
-        items = json.loads(text)
-    except json.JSONDecodeError:
-        items = [json.loads(line) for line in text.splitlines() if line.strip()]
-    if isinstance(items, dict):
-        items = items.get("steps", [])
-    keys: list[StepKey] = []
-    for item in items:
-        if isinstance(item, dict):
-            keys.append((int(item["traj"]), int(item["step"])))
-        else:
-            keys.append((int(item[0]), int(item[1])))
-    return keys
 
 
 def run_static(

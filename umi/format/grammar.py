@@ -144,6 +144,8 @@ def caller_grammar(tools: Sequence[ToolLike], bounds: Bounds = DEFAULT_BOUNDS) -
 
 #: `\nconclusion: ` and `\nconclusion: give up.` as the backbone rows write them.
 _CONCLUSION_JOIN = backbone_turn_text("", {"from": "conclusion", "value": "\x00"}).split("\x00")[0]
+#: What joins a backbone thought to its tail (the newline of `_CONCLUSION_JOIN`).
+_TAIL_JOIN = _CONCLUSION_JOIN[: len(_CONCLUSION_JOIN) - len(_CONCLUSION_JOIN.lstrip())]
 
 
 @lru_cache(maxsize=256)
@@ -174,6 +176,28 @@ def _backbone_cached(key: ToolKey, family: str, bounds: Bounds) -> str:
 def backbone_grammar(tools: Sequence[ToolLike], family: str = "toolbench", bounds: Bounds = DEFAULT_BOUNDS) -> str:
     """Thought, then `\\nAction: …\\nAction Input: {…}` or `\\nconclusion: <answer>` (`give up.` included)."""
     return _backbone_cached(tool_key(tools), family, bounds)
+
+
+@lru_cache(maxsize=256)
+def _backbone_tail_cached(key: ToolKey, bounds: Bounds) -> str:
+    concl = literal(_CONCLUSION_JOIN.lstrip())
+    return LLGUIDANCE_HEADER + "\n".join(
+        [
+            f"start: {literal(_CALL_HEAD)} api | {concl} answer",
+            "answer: answer_word answer_more ANSWER_SPACE?",
+            *at_most("answer_more", "ANSWER_SPACE answer_word", bounds.answer_words),
+            *free_text_rules("answer", bounds.answer_words, FORBIDDEN_IN_TEXT, bounds, bounds.answer_word_tokens)[1:],
+            *_api_alternatives(key, bounds),
+            value_tokens(bounds),
+        ]
+    )
+
+
+def backbone_tail_grammar(tools: Sequence[ToolLike], bounds: Bounds = DEFAULT_BOUNDS) -> str:
+    """What ends a backbone turn after its thought: the action block or the conclusion (the backbone grammar's
+    tail alone). A backbone thought the token cap cut is finished under it, as a cut planner thought is finished
+    under `marker_grammar`."""
+    return _backbone_tail_cached(tool_key(tools), bounds)
 
 
 @lru_cache(maxsize=4)
@@ -235,7 +259,9 @@ __all__ = [
     "marker_continuation",
     "GRAMMAR_ROLES",
     "Bounds",
+    "backbone_continuation",
     "backbone_grammar",
+    "backbone_tail_grammar",
     "caller_grammar",
     "planner_grammar",
     "role_grammar",
@@ -253,3 +279,10 @@ def marker_continuation(prompt: str, cut_thought: str) -> tuple[str, str]:
     """(the prompt to continue, the thought text so far) for a planner output cut by the token cap."""
     thought = cut_thought.rstrip()
     return prompt + thought + MARKER_SEPARATOR, thought + MARKER_SEPARATOR
+
+
+def backbone_continuation(prompt: str, cut_thought: str) -> tuple[str, str]:
+    """(the prompt to continue, the text so far) for a backbone output cut by the token cap inside its thought:
+    the thought, then what the released rows put between a thought and its `Action:` / `conclusion:`."""
+    thought = cut_thought.rstrip() + _TAIL_JOIN
+    return prompt + thought, thought
