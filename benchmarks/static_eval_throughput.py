@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from umi.evaluate.static import run_static
+from umi.format import parse_step_text
 from umi.models.binding import ROLE_NAMES, Roles
 from umi.models.build import bind_roles
 from umi.models.role_config import TRAINED_NAME, RoleConfig, llamacpp_manifest_config, packaged_config, read_toml
@@ -72,6 +73,17 @@ def one_way(
     return seconds, cpu, run.costs or {}, preds
 
 
+def describe_difference(label: str, index: int, off: str, on: str) -> str:
+    """One Markdown line: where two predictions of the same step part, and whether the plan or action changed."""
+    at = next((k for k, (x, y) in enumerate(zip(off, on, strict=False)) if x != y), min(len(off), len(on)))
+    a, b = parse_step_text(off), parse_step_text(on)
+    same = "same plan and action" if (a.plan, a.action) == (b.plan, b.action) else "plan or action differs"
+    return (
+        f"- {label}, step {index}: from character {at} of {len(off)}: cache off `{off[at : at + 40]!r}` vs "
+        f"`{on[at : at + 40]!r}`; off {a.plan} / {a.action}, on {b.plan} / {b.action} ({same})"
+    )
+
+
 def header() -> list[str]:
     """The command line and the machine load, first in every results file."""
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -102,6 +114,11 @@ def main() -> None:
     differ = {
         label: sum(a != b for a, b in zip(preds, off_preds, strict=True)) for label, (_, _, _, preds) in results.items()
     }
+    differences = []
+    for label, (_, _, _, preds) in results.items():
+        for i, (a, b) in enumerate(zip(off_preds, preds, strict=True)):
+            if a != b:
+                differences.append(describe_difference(label, i, a, b))
     rows = []
     for label, (seconds, cpu, costs, _) in results.items():
         prompt = sum(int(c["prompt_tokens"]) for c in costs.values())
@@ -128,6 +145,22 @@ def main() -> None:
         f"**Prompt cache on / off: {off_seconds / on[0]:.2f}× the steps per second ({off_cpu / on[1]:.2f}× in CPU "
         "time).** Predictions identical to the "
         "cache-off run: " + ", ".join(f"{label} {args.steps - n} / {args.steps}" for label, n in differ.items()) + ".",
+        "",
+        *(
+            [
+                "",
+                "Where a prediction differs from the cache-off run (first differing character; parsed plan and action "
+                "of each):",
+                "",
+                *differences,
+                "",
+                "llama.cpp does not promise bit-identical logits for a prompt prefilled in one pass and one continued "
+                "from its cache (its server documents this for `cache_prompt`: batch sizes differ), so a near-tie "
+                "can flip a greedy token; the script fails when any prediction differs.",
+            ]
+            if differences
+            else []
+        ),
         "",
         f"Load when it finished: `{load_after}`.",
     ]
