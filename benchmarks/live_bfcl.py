@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -91,6 +92,7 @@ def report(out: Path) -> str:
             f"{'constrained' if meta.get('constrain') else 'unconstrained'}, max_steps {meta['max_steps']}, "
             f"max_new_tokens {meta['max_new_tokens']}; turn outcomes: "
             + (", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) or "none")
+            + (f"; run by `{meta['command']}`" if "command" in meta else "")
         )
         rows.append(
             LiveRow(meta["label"], meta["category"].removeprefix("multi_turn_"), "acc", acc, len(done), "BFCL v4")
@@ -147,6 +149,7 @@ def main() -> None:
                 "max_steps": args.max_steps,
                 "max_new_tokens": args.max_new_tokens,
                 "constrain": not args.free,
+                "command": "python " + " ".join(sys.argv),
             }
             (folder / "meta.json").write_text(json.dumps(meta, indent=2))
             for entry in load_tasks(category)[: args.limit]:
