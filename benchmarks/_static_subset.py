@@ -8,6 +8,11 @@ the 100-step figure. Scores are `umi eval score`'s (`umi.evaluate.metrics.score`
 
 The split is `umi data split --by-tools --seed 0` of `out_of_domain.json` (`runs/split/test.json`); the subset file
 is `benchmarks/results/static_subset_test_100_seed0.json`.
+
+Each folder's predictions are also kept in the repository, `benchmarks/results/static_subset_predictions/<engine>/
+<config>.jsonl` (step key, prediction and per-row flags; the gold reference is left out and rebuilt from the shared
+data), so the tables can be rescored, and unfinished rows resumed, on another machine: a missing run folder is
+restored from there before anything runs. Delete a kept file to rerun its configuration from scratch.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from umi.data.io import load_trajectories
+from umi.data.rows import iter_steps
 from umi.evaluate.baselines import write_baseline
 from umi.evaluate.metrics import read_predictions, score
-from umi.evaluate.static import run_static
+from umi.evaluate.static import reference_text, run_static
 from umi.evaluate.steps import StepKey, read_step_keys
 from umi.format import parse_arguments, parse_step_text
 from umi.models.binding import Roles
@@ -31,6 +37,7 @@ from umi.models.roles import llamacpp_roles_from_manifest, load_roles, roles_fro
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks/results"
 SUBSET = RESULTS / "static_subset_test_100_seed0.json"
+KEPT = RESULTS / "static_subset_predictions"
 STAGE1 = ROOT / "umi/assets/roles/smollm2-glpft/stage1"
 METRICS = ("plan_acc", "act_em", "hallu", "arg_f1", "rouge_l", "valid_calls", "marker_share")
 HEADS = ("Plan ACC", "Act EM", "Hallu", "Arg F1", "ROUGE-L", "valid calls", "planner marker")
@@ -122,28 +129,77 @@ def prepare(args: argparse.Namespace) -> list[StepKey]:
     return read_step_keys(args.steps)
 
 
+def kept_path(args: argparse.Namespace, name: str) -> Path:
+    return KEPT / args.engine / f"{name}.jsonl"
+
+
+def keep(args: argparse.Namespace, name: str) -> None:
+    """Copy a run folder's predictions into the repository, without the gold references."""
+    src = args.runs / name / "predictions.jsonl"
+    if not src.exists():
+        return
+    rows = []
+    for line in src.read_text(encoding="utf-8").splitlines():
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a last line cut by a crash
+        d.pop("reference", None)
+        rows.append(json.dumps(d, ensure_ascii=False))
+    dst = kept_path(args, name)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_text("\n".join(rows) + ("\n" if rows else ""), encoding="utf-8")
+
+
+def restore(args: argparse.Namespace, names: list[str]) -> None:
+    """Rebuild missing run folders from the kept predictions, each reference from the shared data."""
+    todo = [n for n in names if not (args.runs / n / "predictions.jsonl").exists() and kept_path(args, n).exists()]
+    if not todo:
+        return
+    steps = {(s.traj, s.step): s for s in iter_steps(load_trajectories(args.data).items)}
+    for name in todo:
+        out = []
+        for i, line in enumerate(kept_path(args, name).read_text(encoding="utf-8").splitlines()):
+            d = json.loads(line)
+            key = (int(d["traj"]), int(d["step"]))
+            if key not in steps:
+                raise SystemExit(f"{kept_path(args, name)} row {i}: step {key} is not in {args.data}")
+            out.append(json.dumps({**d, "reference": reference_text(steps[key])}, ensure_ascii=False))
+        (args.runs / name).mkdir(parents=True, exist_ok=True)
+        (args.runs / name / "predictions.jsonl").write_text("\n".join(out) + "\n", encoding="utf-8")
+        print(f"{name}: {len(out)} predictions restored from {kept_path(args, name).relative_to(ROOT)}", flush=True)
+
+
 def run_configs(configs: list[Config], args: argparse.Namespace, keys: list[StepKey]) -> None:
-    """Run (or resume) every configuration's folder."""
+    """Run (or resume) every configuration's folder, keeping its predictions in the repository."""
     for cfg in configs:
-        folder = args.runs / cfg.name
-        if cfg.source == "first-tool":
-            write_baseline("first-tool", args.data, folder, keys=keys)
-            continue
-        roles = bind(cfg.source, args.threads, args.engine)
-        run = run_static(
-            args.data,
-            roles,
-            folder,
-            single=cfg.single,
-            keys=keys,
-            batch_size=args.batch_size,
-            max_new_tokens=args.max_new_tokens,
-            roles_source=cfg.source,
-            constrain=cfg.constrain,
-            on_progress=progress_printer(cfg.name),
-        )
-        del roles
-        print(f"{cfg.name}: {run.total} steps ({run.skipped} from an earlier run)", flush=True)
+        try:
+            _run_one(cfg, args, keys)
+        finally:
+            keep(args, cfg.name)
+
+
+def _run_one(cfg: Config, args: argparse.Namespace, keys: list[StepKey]) -> None:
+    """Run (or resume) one configuration's folder."""
+    folder = args.runs / cfg.name
+    if cfg.source == "first-tool":
+        write_baseline("first-tool", args.data, folder, keys=keys)
+        return
+    roles = bind(cfg.source, args.threads, args.engine)
+    run = run_static(
+        args.data,
+        roles,
+        folder,
+        single=cfg.single,
+        keys=keys,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+        roles_source=cfg.source,
+        constrain=cfg.constrain,
+        on_progress=progress_printer(cfg.name),
+    )
+    del roles
+    print(f"{cfg.name}: {run.total} steps ({run.skipped} from an earlier run)", flush=True)
 
 
 def extra_rates(folder: Path, trajectories: list[Any]) -> tuple[float, float, int]:
@@ -241,6 +297,7 @@ def run_cli(
         extra(ap)
     args = ap.parse_args()
     keys = prepare(args)
+    restore(args, names)
     if not args.report_only:
         run_configs([c for c in configs if c.name in args.configs], args, keys)
     return args, keys, results_for(configs, args, len(keys))
