@@ -24,9 +24,6 @@ RESULTS = ROOT / "benchmarks" / "results"
 # removes an entry when that issue's results come in; the test below fails while a listed file already conforms, so
 # the list cannot outlive its reason.
 PENDING_REGENERATION: dict[str, str] = {
-    # issue 13 (per-role caches) reruns these three with its new engines/cache paths
-    "agent_overhead.md": "issue 13",
-    "static_eval_throughput.md": "issue 13",
     # issue 12 reruns the live BFCL subset constrained; this run's per-task files are gone, so its table cannot be
     # rewritten by `benchmarks/live_bfcl.py --report-only` (and its systems ran under different step limits)
     "live_bfcl.md": "issue 12",
