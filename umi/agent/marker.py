@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from umi.format import parse_planner
 from umi.format.docs import ToolLike
 from umi.format.grammar import backbone_continuation, backbone_tail_grammar, marker_continuation, marker_grammar
-from umi.format.templates import CONCLUSION_LABEL
+from umi.format.templates import ACTION_INPUT_LABEL, CONCLUSION_LABEL
 from umi.models.base import Completion, GenerationParams
 from umi.models.binding import RoleBinding
 
@@ -49,15 +49,14 @@ def finish_markers(
     return [MarkerFinish(p, c, thought + c.text) for (p, thought), c in zip(conts, outs, strict=True)]
 
 
-#: `Action Input:` — present once a backbone output has reached its action block.
-_ACTION_INPUT = "Action Input:"
-
-
 def needs_tail(c: Completion) -> bool:
     """A constrained backbone output the token cap cut inside its thought (before the action block's
     `Action Input:` and before any conclusion)."""
     return (
-        c.constrained and c.finish_reason == "length" and _ACTION_INPUT not in c.text and CONCLUSION_LABEL not in c.text
+        c.constrained
+        and c.finish_reason == "length"
+        and ACTION_INPUT_LABEL not in c.text
+        and CONCLUSION_LABEL not in c.text
     )
 
 

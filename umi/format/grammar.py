@@ -148,6 +148,18 @@ _CONCLUSION_JOIN = backbone_turn_text("", {"from": "conclusion", "value": "\x00"
 _TAIL_JOIN = _CONCLUSION_JOIN[: len(_CONCLUSION_JOIN) - len(_CONCLUSION_JOIN.lstrip())]
 
 
+def _tail_rules(key: ToolKey, bounds: Bounds) -> list[str]:
+    """What a backbone tail refers to, shared by the whole backbone grammar and the tail grammar alone: the
+    conclusion's answer, every API's action block, the value lexemes."""
+    return [
+        "answer: answer_word answer_more ANSWER_SPACE?",
+        *at_most("answer_more", "ANSWER_SPACE answer_word", bounds.answer_words),
+        *free_text_rules("answer", bounds.answer_words, FORBIDDEN_IN_TEXT, bounds, bounds.answer_word_tokens)[1:],
+        *_api_alternatives(key, bounds),
+        value_tokens(bounds),
+    ]
+
+
 @lru_cache(maxsize=256)
 def _backbone_cached(key: ToolKey, family: str, bounds: Bounds) -> str:
     forbidden = (*FORBIDDEN_IN_TEXT, CONCLUSION_LABEL, _MARKER_PREFIX)
@@ -164,11 +176,7 @@ def _backbone_cached(key: ToolKey, family: str, bounds: Bounds) -> str:
             f"tail{depth - 1}: {head} api | {concl} answer",
             *mores,
             *free_text_rules("thought", bounds.thought_words, forbidden, bounds),
-            "answer: answer_word answer_more ANSWER_SPACE?",
-            *at_most("answer_more", "ANSWER_SPACE answer_word", bounds.answer_words),
-            *free_text_rules("answer", bounds.answer_words, FORBIDDEN_IN_TEXT, bounds, bounds.answer_word_tokens)[1:],
-            *_api_alternatives(key, bounds),
-            value_tokens(bounds),
+            *_tail_rules(key, bounds),
         ]
     )
 
@@ -184,11 +192,7 @@ def _backbone_tail_cached(key: ToolKey, bounds: Bounds) -> str:
     return LLGUIDANCE_HEADER + "\n".join(
         [
             f"start: {literal(_CALL_HEAD)} api | {concl} answer",
-            "answer: answer_word answer_more ANSWER_SPACE?",
-            *at_most("answer_more", "ANSWER_SPACE answer_word", bounds.answer_words),
-            *free_text_rules("answer", bounds.answer_words, FORBIDDEN_IN_TEXT, bounds, bounds.answer_word_tokens)[1:],
-            *_api_alternatives(key, bounds),
-            value_tokens(bounds),
+            *_tail_rules(key, bounds),
         ]
     )
 
