@@ -17,12 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _results import results_header
 
 from umi.agent import MultiLLMAgent, SingleLLMAgent
 from umi.data import load_trajectories
@@ -136,12 +136,6 @@ def model_ratio(
     return out
 
 
-def header() -> list[str]:
-    """The command line and the machine load, first in every results file."""
-    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    return [f"Command: `python {' '.join(sys.argv)}`", "", f"Load when it started: `{load}`", ""]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tasks", type=int, default=20)
@@ -152,7 +146,7 @@ def main() -> None:
     ap.add_argument("--free", action="store_true", help="unconstrained decoding (default: role grammars on)")
     ap.add_argument("--skip-model", action="store_true")
     args = ap.parse_args()
-    head = header()
+    head = [results_header().rstrip("\n"), ""]
     trajs = load_trajectories(OOD).items[: args.tasks]
     o = overhead(trajs)
     lines = [

@@ -18,11 +18,12 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _results import results_header
 
 from umi.evaluate.static import run_static
 from umi.format import parse_step_text
@@ -84,12 +85,6 @@ def describe_difference(label: str, index: int, off: str, on: str) -> str:
     )
 
 
-def header() -> list[str]:
-    """The command line and the machine load, first in every results file."""
-    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    return [f"Command: `python {' '.join(sys.argv)}`", "", f"Load when it started: `{load}`", ""]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=50, help="The first N steps of out_of_domain.json (the issue: 50).")
@@ -98,7 +93,7 @@ def main() -> None:
     ap.add_argument("--one-slot", action="store_true", help="also the cache on one slot shared by every role")
     ap.add_argument("--free", action="store_true", help="unconstrained decoding (default: role grammars on)")
     args = ap.parse_args()
-    head = header()
+    head = [results_header().rstrip("\n"), ""]
     ways: dict[str, dict[str, Any]] = {
         "prompt cache off": {"cache_prompt": False},
         "prompt cache on, one slot per role": {"cache_prompt": True},
