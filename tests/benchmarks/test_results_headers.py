@@ -26,7 +26,6 @@ RESULTS = ROOT / "benchmarks" / "results"
 PENDING_REGENERATION: dict[str, str] = {
     # issue 13: rerun this round with the numbers the README quotes, but their scripts still write their own
     # two-line header instead of results_header(); switch them over and rerun (quiet machine)
-    "static_eval_throughput.md": "issue 13",
 }
 
 # Stops a script right after its argparse parser accepted the arguments: prints a marker and exits 0.
