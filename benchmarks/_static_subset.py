@@ -48,13 +48,15 @@ class Config:
     """One evaluated system: `source` is `embedded` (the bare base), `embedded-glpft` (the shipped roles),
     `stage1` (the base with the shipped stage-1 adapter merged, `STAGE1`: the single-LLM model, the same
     bytes the shipped roles carry as `stage1`) or `first-tool` (no model: always call the first tool with {});
-    `single` runs the backbone."""
+    `single` runs the backbone; `gold_thought` skips the planner and gives the caller and summarizer the gold
+    planner turn (a diagnostic: what the caller does with a right thought; its Plan ACC is 100 by construction)."""
 
     name: str
     source: str
     constrain: bool
     label: str
     single: bool = False
+    gold_thought: bool = False
 
 
 #: The rows both tables show: the no-model floor and the bare base zero-shot, constrained and not.
@@ -196,6 +198,7 @@ def _run_one(cfg: Config, args: argparse.Namespace, keys: list[StepKey]) -> None
         max_new_tokens=args.max_new_tokens,
         roles_source=cfg.source,
         constrain=cfg.constrain,
+        gold_thought=cfg.gold_thought,
         on_progress=progress_printer(cfg.name),
     )
     del roles

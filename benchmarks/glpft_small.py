@@ -45,6 +45,21 @@ CONFIGS = [
     Config("single-free", "stage1", False, "single-LLM (stage 1), unconstrained", single=True),
     Config("glpft-constrained", "embedded-glpft", True, "α-UMi GLPFT (multi-LLM), constrained"),
     Config("glpft-free", "embedded-glpft", False, "α-UMi GLPFT (multi-LLM), unconstrained"),
+    # Diagnostics, not systems: the caller and summarizer after the gold planner turn (Plan ACC 100 by construction).
+    Config(
+        "embedded-gold-thought",
+        "embedded",
+        True,
+        "diagnostic: zero-shot caller given the gold thought",
+        gold_thought=True,
+    ),
+    Config(
+        "glpft-gold-thought",
+        "embedded-glpft",
+        True,
+        "diagnostic: GLPFT caller given the gold thought",
+        gold_thought=True,
+    ),
 ]
 #: Which training stages each system used (its training columns sum them).
 STAGES = {"single": ("stage1",), "glpft": ("stage1", "planner", "caller", "summarizer")}
@@ -131,6 +146,10 @@ def main() -> None:
         *table_lines(CONFIGS, results, len(keys), ["train steps", "train target tokens", "train min"], training),
         "",
         *verdicts(results),
+        "",
+        "The *diagnostic* rows skip the planner: the caller (and summarizer) get the gold planner turn, as in "
+        "training, so their Act EM and Arg F1 say what the caller does with a right thought, and the gap to the "
+        "system row above is the planner's share (their Plan ACC is 100 by construction).",
         "",
         "The paper's rows (α-UMi Table 1, ToolBench out-of-domain test, 7B models fully fine-tuned on the whole "
         "ToolBench train set; another test set and scale, for orientation only):\n",

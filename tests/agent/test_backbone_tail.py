@@ -89,3 +89,29 @@ def test_static_evaluation_finishes_cut_backbone_thoughts(ood_path: Path, tmp_pa
         name = grammar.split('api: "', 1)[1].split("\\n", 1)[0]
         assert f"caller: Action: {name}\nAction Input:" in row["prediction"]
         assert "I will call the weather API for Paris and" not in row["prediction"].split("caller:", 1)[1]
+
+
+def test_cut_turns_that_share_a_tool_set_are_finished_in_one_call() -> None:
+    from umi.agent.marker import finish_backbones
+
+    class Batches(CapEngine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.batches: list[int] = []
+
+        def complete(self, prompts: Sequence[str], params: GenerationParams, **kw: object) -> list[Completion]:
+            self.batches.append(len(prompts))
+            return super().complete(prompts, params)
+
+    other = ToolDoc(Name="news_for_daily", function="News.", input={"topic": "string, a topic"})
+    engine = Batches()
+    done = finish_backbones(
+        RoleBinding(engine, adapter="backbone"),
+        ["p0 ", "p1 ", "p2 "],
+        [CUT, CUT, CUT],
+        [[TOOL], [other], [TOOL]],
+        GenerationParams(max_new_tokens=16),
+    )
+    assert sorted(engine.batches) == [1, 2]
+    names = [parse_backbone(d.text).action for d in done]
+    assert names == ["weather_for_meteo", "news_for_daily", "weather_for_meteo"]

@@ -294,3 +294,28 @@ def test_lanes_follow_what_the_engine_serves_side_by_side() -> None:
         return engine_lanes(Roles(planner=RoleBinding(engine)), "planner", 8)  # type: ignore[arg-type]
 
     assert [lanes(Slotted(1)), lanes(Slotted(3)), lanes(Http()), lanes(ScriptedEngine(["x"]))] == [1, 3, 4, 8]
+
+
+def test_gold_thought_skips_the_planner_and_hands_the_caller_the_gold_turn(ood_path: Path, tmp_path: Path) -> None:
+    from umi.data import iter_steps, load_trajectories
+    from umi.format import caller_prompt, summarizer_prompt
+    from umi.schema import Turn
+
+    roles, engine = scripted_roles()
+    run_static(ood_path, roles, tmp_path, limit=12, batch_size=4, gold_thought=True)
+    prompts = [p for p, _ in engine.prompts]
+    assert all(p.endswith((CALLER_CUE, SUMMARIZER_CUE)) for p in prompts), "the planner must not be called"
+    steps = iter_steps(load_trajectories(ood_path).items)[:12]
+    want = []
+    for s in steps:
+        hist = [*s.history, Turn.model_validate({"from": "assistant", "value": s.planner})]
+        if s.route == "caller":
+            want.append(caller_prompt(s.tools, hist, s.planner))
+        elif s.route == "conclusion":
+            want.append(summarizer_prompt(hist))
+    assert sorted(prompts) == sorted(want)
+    scores = score(read_predictions(str(tmp_path / "predictions.jsonl")), load_trajectories(ood_path).items)
+    assert scores["plan_acc"] == 100.0
+    assert json.loads((tmp_path / "run.json").read_text())["gold_thought"] is True
+    with pytest.raises(ValueError, match="drop --single"):
+        run_static(ood_path, roles, tmp_path / "single", limit=2, single=True, gold_thought=True)

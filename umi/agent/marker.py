@@ -67,10 +67,16 @@ def finish_backbones(
     tools: Sequence[Sequence[ToolLike]],
     params: GenerationParams,
 ) -> list[MarkerFinish]:
-    """Continue each cut backbone text (after its prompt) under the tail grammar of its own tools."""
-    out: list[MarkerFinish] = []
-    for prompt, cut, step_tools in zip(prompts, cut_texts, tools, strict=True):
-        cont, thought = backbone_continuation(prompt, cut)
-        c = backbone.complete([cont], replace(params, grammar=backbone_tail_grammar(step_tools)))[0]
-        out.append(MarkerFinish(cont, c, thought + c.text))
-    return out
+    """Continue each cut backbone text (after its prompt) under the tail grammar of its own tools: one engine call
+    per distinct grammar, so the cut turns of steps that share a tool set are finished as one batch."""
+    conts = [backbone_continuation(prompt, cut) for prompt, cut in zip(prompts, cut_texts, strict=True)]
+    groups: dict[str, list[int]] = {}
+    for i, step_tools in enumerate(tools):
+        groups.setdefault(backbone_tail_grammar(step_tools), []).append(i)
+    done: dict[int, MarkerFinish] = {}
+    for grammar, idx in groups.items():
+        outs = backbone.complete([conts[i][0] for i in idx], replace(params, grammar=grammar))
+        for i, c in zip(idx, outs, strict=True):
+            cont, thought = conts[i]
+            done[i] = MarkerFinish(cont, c, thought + c.text)
+    return [done[i] for i in range(len(conts))]

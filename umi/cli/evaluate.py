@@ -45,6 +45,11 @@ def static(
     constrain: bool = typer.Option(
         True, "--constrain/--no-constrain", help="Role grammars (umi.format.grammar) on every model call."
     ),
+    gold_thought: bool = typer.Option(
+        False,
+        "--gold-thought",
+        help="Diagnostic: skip the planner; the caller and summarizer get the gold planner turn (Plan ACC is 100).",
+    ),
 ) -> None:
     """Teacher-forced predictions for every planner step (resumes where a previous run stopped)."""
     from umi.data import DataError
@@ -96,6 +101,7 @@ def static(
                 on_progress=progress,
                 roles_source=roles or "embedded",
                 constrain=constrain,
+                gold_thought=gold_thought,
             )
     except (DataError, EngineError, ValueError) as exc:
         fail(str(exc))

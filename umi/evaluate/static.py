@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from umi.agent.marker import finish_backbones, finish_markers, needs_marker, needs_tail
@@ -155,13 +156,25 @@ def predict_multi(
     *,
     constrain: bool = False,
     details: list[dict[str, object]] | None = None,
+    gold_thought: bool = False,
 ) -> list[str]:
     """Predictions for a batch of steps with planner, caller and summarizer (their costs added to `ledger`).
     Prompts are rendered under the roles' prompt budget (their manifest's), as in training. `details` (if given)
-    gets one record per step: whether the planner wrote a marker and which roles ran constrained."""
+    gets one record per step: whether the planner wrote a marker and which roles ran constrained.
+
+    `gold_thought` skips the planner and hands the caller (or summarizer) the gold thought and route instead of
+    the planner's own: a diagnostic that separates what the caller can do from what the planner gives it (Plan
+    ACC is then 100 by construction and says nothing)."""
     family = roles.family
     budget = PromptBudget.from_dict(roles.prompt_budget)
     ledger = ledger if ledger is not None else CostLedger()
+    if gold_thought:
+        thoughts = [s.planner for s in steps]
+        routes = [s.route for s in steps]
+        outputs = _delegate(roles, steps, thoughts, routes, params, ledger, family, budget, constrain)
+        if details is not None:
+            details.extend({"planner_marker": True, "constrained": constrain, "gold_thought": True} for _ in steps)
+        return [step_text(thoughts[i], outputs.get(i), routes[i]) for i in range(len(steps))]  # type: ignore[arg-type]
     planner = roles.get("planner")
     planner_prompts = [planner_prompt(s.tools, s.history, family=family, budget=budget) for s in steps]
     planner_out = complete_constrained(
@@ -184,6 +197,26 @@ def predict_multi(
         # The reference's post-processing: an empty, "." or "," output becomes "none" (leading ": " is already cut).
         thoughts.append("none" if p.empty else (p.thought if p.has_marker else p.raw))
         routes.append(p.route)
+    outputs = _delegate(roles, steps, thoughts, routes, params, ledger, family, budget, constrain)
+    if details is not None:
+        for i, c in enumerate(planner_out):
+            details.append({"planner_marker": markers[i], "constrained": c.constrained})
+    return [step_text(thoughts[i], outputs.get(i), routes[i]) for i in range(len(steps))]  # type: ignore[arg-type]
+
+
+def _delegate(
+    roles: Roles,
+    steps: Sequence[Step],
+    thoughts: list[str],
+    routes: list[str],
+    params: GenerationParams,
+    ledger: CostLedger,
+    family: str,
+    budget: PromptBudget,
+    constrain: bool,
+) -> dict[int, str]:
+    """The caller's and the summarizer's outputs for the steps routed to them, after `thoughts` as the last
+    `assistant` turn (the training layout); a step routed elsewhere has no entry."""
     call_idx = [i for i, r in enumerate(routes) if r in ("caller", "none")]
     sum_idx = [i for i, r in enumerate(routes) if r == "conclusion"]
     outputs: dict[int, str] = {}
@@ -205,10 +238,7 @@ def predict_multi(
             for i in sum_idx
         ]
         _fill(outputs, "summarizer", sum_idx, prompts, roles, steps, params, ledger, family=family, constrain=constrain)
-    if details is not None:
-        for i, c in enumerate(planner_out):
-            details.append({"planner_marker": markers[i], "constrained": c.constrained})
-    return [step_text(thoughts[i], outputs.get(i), routes[i]) for i in range(len(steps))]  # type: ignore[arg-type]
+    return outputs
 
 
 def predict_single(
@@ -280,13 +310,17 @@ def run_static(
     on_progress: Progress | None = None,
     roles_source: str = "",
     constrain: bool = False,
+    gold_thought: bool = False,
 ) -> StaticRun:
     """Predict every (remaining) step and append to `out_dir/predictions.jsonl`.
 
     `keys` (a subset file) or `limit` choose the steps; what is already in the file is skipped, so the same
     command run again after a crash finishes the job without repeating (or duplicating) a step. `constrain`
     gives every role its grammar (`umi.format.grammar`); each row records whether it ran constrained.
+    `gold_thought` (multi-LLM only) gives the caller and summarizer the gold planner turn (see `predict_multi`).
     """
+    if gold_thought and single:
+        raise ValueError("gold_thought applies to the multi-LLM roles (the caller after a planner); drop --single")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     trajectories = load_trajectories(data_path).items
@@ -310,6 +344,7 @@ def run_static(
                 "batch_size": batch_size,
                 "max_new_tokens": max_new_tokens,
                 "constrain": constrain,
+                "gold_thought": gold_thought,
                 "steps": len(steps),
             },
             indent=2,
@@ -317,7 +352,7 @@ def run_static(
     )
     todo = [s for s in steps if (s.traj, s.step) not in done]
     params = GenerationParams(max_new_tokens=max_new_tokens, stop=(END_OF_TURN,))
-    predict = predict_single if single else predict_multi
+    predict = predict_single if single else partial(predict_multi, gold_thought=gold_thought)
     lanes = engine_lanes(roles, "backbone" if single else "planner", batch_size)
     ledger = CostLedger()
     finished = len(steps) - len(todo)
