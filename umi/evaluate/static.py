@@ -169,12 +169,12 @@ def predict_multi(
     budget = PromptBudget.from_dict(roles.prompt_budget)
     ledger = ledger if ledger is not None else CostLedger()
     if gold_thought:
-        thoughts = [s.planner for s in steps]
-        routes = [s.route for s in steps]
-        outputs = _delegate(roles, steps, thoughts, routes, params, ledger, family, budget, constrain)
+        gold = [s.planner for s in steps]
+        gold_routes: list[str] = [s.route for s in steps]
+        outputs = _delegate(roles, steps, gold, gold_routes, params, ledger, family, budget, constrain)
         if details is not None:
             details.extend({"planner_marker": True, "constrained": constrain, "gold_thought": True} for _ in steps)
-        return [step_text(thoughts[i], outputs.get(i), routes[i]) for i in range(len(steps))]  # type: ignore[arg-type]
+        return [step_text(gold[i], outputs.get(i), gold_routes[i]) for i in range(len(steps))]  # type: ignore[arg-type]
     planner = roles.get("planner")
     planner_prompts = [planner_prompt(s.tools, s.history, family=family, budget=budget) for s in steps]
     planner_out = complete_constrained(
@@ -207,12 +207,12 @@ def predict_multi(
 def _delegate(
     roles: Roles,
     steps: Sequence[Step],
-    thoughts: list[str],
-    routes: list[str],
+    thoughts: Sequence[str],
+    routes: Sequence[str],
     params: GenerationParams,
     ledger: CostLedger,
     family: str,
-    budget: PromptBudget,
+    budget: PromptBudget | None,
     constrain: bool,
 ) -> dict[int, str]:
     """The caller's and the summarizer's outputs for the steps routed to them, after `thoughts` as the last
