@@ -143,10 +143,10 @@ def reference_way(steps: list[Step], trained: Path, budget: PromptBudget, seed: 
     }
 
 
-def umi_way(trained: Path, n_steps: int) -> dict[str, Any]:
+def umi_way(manifest: Path, n_steps: int) -> dict[str, Any]:
     """`run_static` with its defaults on the transformers engine (bf16), model loading included."""
     start, cpu = time.perf_counter(), time.process_time()
-    roles = roles_from_manifest(trained, dtype="bfloat16")
+    roles = roles_from_manifest(manifest, dtype="bfloat16")
     with tempfile.TemporaryDirectory() as tmp:
         run = run_static(OOD, roles, tmp, limit=n_steps, batch_size=8, max_new_tokens=MAX_NEW_TOKENS, constrain=True)
         rows = {
@@ -186,16 +186,17 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="torch seed of the reference's sampling")
     args = ap.parse_args()
     head = results_header()
-    trained = trained_roles_dir()
-    if trained is None:
+    found = trained_roles_dir()
+    if found is None:
         raise SystemExit("this umi build ships no trained roles (umi/assets/roles/smollm2-glpft)")
+    trained = found.parent if found.name.endswith(".json") else found  # the run folder
     trajectories = load_trajectories(OOD).items
     steps = select_steps(iter_steps(trajectories), args.steps, None)
     manifest = json.loads((trained / "manifest.json").read_text(encoding="utf-8"))
     budget = PromptBudget.from_dict(manifest.get("prompt_budget"))
     ref = reference_way(steps, trained, budget, args.seed)
     print(f"reference's way: {ref['seconds']:.1f} s", flush=True)
-    ours = umi_way(trained, args.steps)
+    ours = umi_way(found, args.steps)
     print(f"umi's way: {ours['seconds']:.1f} s", flush=True)
     ours["preds"] = [ours["rows"][(s.traj, s.step)] for s in steps]
     sc = {"reference": scores(steps, ref["preds"], trajectories), "umi": scores(steps, ours["preds"], trajectories)}
