@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -299,6 +301,9 @@ def run_cli(
     if extra is not None:
         extra(ap)
     args = ap.parse_args()
+    # A stopped job (`kill`, a session's end) still keeps what it predicted: SIGTERM unwinds through `run_configs`'
+    # `finally`. (A background job of a non-interactive shell ignores SIGINT, so Ctrl-C's signal would not reach it.)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     keys = prepare(args)
     restore(args, names)
     if not args.report_only:
