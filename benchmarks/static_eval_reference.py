@@ -32,7 +32,7 @@ from _results import results_header, shared_data
 
 from umi.data.io import load_trajectories
 from umi.data.rows import iter_steps
-from umi.evaluate.metrics import read_predictions, score
+from umi.evaluate.metrics import PredictionRow, score
 from umi.evaluate.static import reference_text, run_static
 from umi.evaluate.steps import select_steps
 from umi.format import (
@@ -168,16 +168,8 @@ def umi_way(manifest: Path, n_steps: int) -> dict[str, Any]:
 
 
 def scores(steps: list[Step], preds: list[str], trajectories: list[Any]) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "p.jsonl"
-        path.write_text(
-            "".join(
-                json.dumps({"traj": s.traj, "step": s.step, "reference": reference_text(s), "prediction": p}) + "\n"
-                for s, p in zip(steps, preds, strict=True)
-            ),
-            encoding="utf-8",
-        )
-        return score(read_predictions(str(path)), trajectories)
+    rows = [PredictionRow(s.traj, s.step, reference_text(s), p) for s, p in zip(steps, preds, strict=True)]
+    return score(rows, trajectories)
 
 
 def main() -> None:

@@ -33,14 +33,16 @@ def print_json_last(obj: Any) -> None:
     print(json.dumps(obj, ensure_ascii=False))
 
 
-def task_bar(label: str) -> Progress:
-    """The progress bar every whole-task job shows (live evaluation suites): done/total, elapsed and ETA."""
+def task_bar(label: str, *, rate: bool = False) -> Progress:
+    """The progress bar every long job shows: done/total, elapsed and ETA; with `rate`, the task's `rate` field
+    (a job that measures its own throughput, e.g. static evaluation's steps/s) in place of the elapsed time."""
+    middle = TextColumn("{task.fields[rate]}") if rate else TimeElapsedColumn()
     return Progress(
         TextColumn(label),
         BarColumn(),
         MofNCompleteColumn(),
         TaskProgressColumn(),
-        TimeElapsedColumn(),
+        middle,
         TimeRemainingColumn(),
         console=err_console,
     )

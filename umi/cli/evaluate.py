@@ -6,17 +6,9 @@ import json
 from pathlib import Path
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
-from umi.cli._common import console, cost_table, err_console, fail, print_json_last, task_bar
+from umi.cli._common import console, cost_table, fail, print_json_last, task_bar
 
 eval_app = typer.Typer(no_args_is_help=True)
 
@@ -68,15 +60,7 @@ def static(
         fail(f"{steps}: not a subset file (a JSON list of [traj, step] pairs): {exc}")
     try:
         bound = load_roles(roles) if roles else default_roles()
-        with Progress(
-            TextColumn("static eval"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-            console=err_console,
-        ) as bar:
+        with task_bar("static eval", rate=True) as bar:
             task = bar.add_task("steps", total=None, rate="")
             import time
 

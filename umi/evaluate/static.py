@@ -168,55 +168,14 @@ def predict_multi(
     family = roles.family
     budget = PromptBudget.from_dict(roles.prompt_budget)
     ledger = ledger if ledger is not None else CostLedger()
+    thoughts: list[str]
+    routes: list[str]
+    flags: list[dict[str, object]]
     if gold_thought:
-        gold = [s.planner for s in steps]
-        gold_routes: list[str] = [s.route for s in steps]
-        outputs = _delegate(roles, steps, gold, gold_routes, params, ledger, family, budget, constrain)
-        if details is not None:
-            details.extend({"planner_marker": True, "constrained": constrain, "gold_thought": True} for _ in steps)
-        return [step_text(gold[i], outputs.get(i), gold_routes[i]) for i in range(len(steps))]  # type: ignore[arg-type]
-    planner = roles.get("planner")
-    planner_prompts = [planner_prompt(s.tools, s.history, family=family, budget=budget) for s in steps]
-    planner_out = complete_constrained(
-        "planner",
-        planner,
-        planner_prompts,
-        steps,
-        params,
-        family=family,
-        constrain=constrain,
-    )
-    ledger.add("planner", planner_out)
-    texts = _finish_markers(planner, planner_prompts, planner_out, params, family, ledger)
-    thoughts: list[str] = []
-    routes: list[str] = []
-    markers: list[bool] = []
-    for text in texts:
-        p = parse_planner(text)
-        markers.append(p.has_marker)
-        # The reference's post-processing: an empty, "." or "," output becomes "none" (leading ": " is already cut).
-        thoughts.append("none" if p.empty else (p.thought if p.has_marker else p.raw))
-        routes.append(p.route)
-    outputs = _delegate(roles, steps, thoughts, routes, params, ledger, family, budget, constrain)
-    if details is not None:
-        for i, c in enumerate(planner_out):
-            details.append({"planner_marker": markers[i], "constrained": c.constrained})
-    return [step_text(thoughts[i], outputs.get(i), routes[i]) for i in range(len(steps))]  # type: ignore[arg-type]
-
-
-def _delegate(
-    roles: Roles,
-    steps: Sequence[Step],
-    thoughts: Sequence[str],
-    routes: Sequence[str],
-    params: GenerationParams,
-    ledger: CostLedger,
-    family: str,
-    budget: PromptBudget | None,
-    constrain: bool,
-) -> dict[int, str]:
-    """The caller's and the summarizer's outputs for the steps routed to them, after `thoughts` as the last
-    `assistant` turn (the training layout); a step routed elsewhere has no entry."""
+        thoughts, routes = [s.planner for s in steps], [s.route for s in steps]
+        flags = [{"planner_marker": True, "constrained": constrain, "gold_thought": True} for _ in steps]
+    else:
+        thoughts, routes, flags = _plan(roles, steps, params, ledger, family, budget, constrain)
     call_idx = [i for i, r in enumerate(routes) if r in ("caller", "none")]
     sum_idx = [i for i, r in enumerate(routes) if r == "conclusion"]
     outputs: dict[int, str] = {}
@@ -238,7 +197,45 @@ def _delegate(
             for i in sum_idx
         ]
         _fill(outputs, "summarizer", sum_idx, prompts, roles, steps, params, ledger, family=family, constrain=constrain)
-    return outputs
+    if details is not None:
+        details.extend(flags)
+    return [step_text(thoughts[i], outputs.get(i), routes[i]) for i in range(len(steps))]  # type: ignore[arg-type]
+
+
+def _plan(
+    roles: Roles,
+    steps: Sequence[Step],
+    params: GenerationParams,
+    ledger: CostLedger,
+    family: str,
+    budget: PromptBudget | None,
+    constrain: bool,
+) -> tuple[list[str], list[str], list[dict[str, object]]]:
+    """The planner's turns for `steps` (markers finished where a constrained turn was cut): each step's thought as
+    the caller and summarizer will see it, its route, and its record (marker written, constrained)."""
+    planner = roles.get("planner")
+    planner_prompts = [planner_prompt(s.tools, s.history, family=family, budget=budget) for s in steps]
+    planner_out = complete_constrained(
+        "planner",
+        planner,
+        planner_prompts,
+        steps,
+        params,
+        family=family,
+        constrain=constrain,
+    )
+    ledger.add("planner", planner_out)
+    texts = _finish_markers(planner, planner_prompts, planner_out, params, family, ledger)
+    thoughts: list[str] = []
+    routes: list[str] = []
+    flags: list[dict[str, object]] = []
+    for text, c in zip(texts, planner_out, strict=True):
+        p = parse_planner(text)
+        # The reference's post-processing: an empty, "." or "," output becomes "none" (leading ": " is already cut).
+        thoughts.append("none" if p.empty else (p.thought if p.has_marker else p.raw))
+        routes.append(p.route)
+        flags.append({"planner_marker": p.has_marker, "constrained": c.constrained})
+    return thoughts, routes, flags
 
 
 def predict_single(
