@@ -59,13 +59,33 @@ class Config:
     label: str
     single: bool = False
     gold_thought: bool = False
+    dtype: str = "bfloat16"
 
 
-#: The rows both tables show: the no-model floor and the bare base zero-shot, constrained and not.
+#: The rows both tables show: the no-model floor and the bare base zero-shot, constrained and not. The zero-shot
+#: rows run in fp32: on a CPU without AMX / AVX512-BF16 (this project's machine since 2026-12-03, an AMD EPYC), bf16
+#: matrix products are emulated (8x slower prefill than fp32 here, `/tmp` probe), and the bare base, which writes to
+#: its token cap, could not finish 100 steps in bf16 within a session. `glpft-constrained-fp32` measures what the
+#: dtype alone changes.
 FIRST_TOOL = Config("first-tool", "first-tool", False, "first tool with {} (no model)")
 ZERO_SHOT = (
-    Config("embedded-constrained", "embedded", True, "SmolLM2-135M zero-shot, multi-LLM, constrained"),
-    Config("embedded-free", "embedded", False, "SmolLM2-135M zero-shot, multi-LLM, unconstrained"),
+    Config(
+        "embedded-constrained-fp32",
+        "embedded",
+        True,
+        "SmolLM2-135M zero-shot, multi-LLM, constrained, fp32",
+        dtype="float32",
+    ),
+    Config(
+        "embedded-free-fp32",
+        "embedded",
+        False,
+        "SmolLM2-135M zero-shot, multi-LLM, unconstrained, fp32",
+        dtype="float32",
+    ),
+)
+GLPFT_FP32 = Config(
+    "glpft-constrained-fp32", "embedded-glpft", True, "shipped GLPFT roles, constrained, fp32", dtype="float32"
 )
 
 
@@ -78,8 +98,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
         "--engine",
         choices=("transformers", "llama.cpp"),
         default="transformers",
-        help="transformers runs bf16 weights (torch uses AMX / AVX512-BF16; the llama.cpp wheel is AVX2-only); "
-        "llama.cpp is the shipped binding",
+        help="transformers runs each row's dtype (bf16 unless the row says fp32); llama.cpp is the shipped binding",
     )
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=256)
@@ -88,24 +107,28 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 def engine_words(args: argparse.Namespace) -> str:
     """How the table's runs generated, in words."""
-    model = "(Q4_1) on llama.cpp" if args.engine == "llama.cpp" else "(Q4_1 dequantized, bf16) on transformers"
+    model = (
+        "(Q4_1) on llama.cpp"
+        if args.engine == "llama.cpp"
+        else "(Q4_1 dequantized; bf16 unless the row says fp32) on transformers"
+    )
     return (
         f"embedded SmolLM2-135M {model}, greedy, ≤{args.max_new_tokens} new tokens per call, {args.threads} thread(s)"
     )
 
 
-def bind(source: str, threads: int, engine: str = "transformers") -> Roles:
+def bind(source: str, threads: int, engine: str = "transformers", dtype: str = "bfloat16") -> Roles:
     """The roles of `source` (`embedded`, or `embedded-glpft` = the shipped roles) on `engine`: llama.cpp with
-    `threads` threads, or transformers in bf16."""
+    `threads` threads, or transformers in `dtype`."""
     table: dict[str, Any]
     if source == "stage1":
         if engine != "transformers":
             raise SystemExit("the stage-1 source binds on transformers only (llama.cpp: use embedded-glpft)")
-        table = {"kind": "transformers", "model": "embedded", "dtype": "bfloat16", "base_adapters": [str(STAGE1)]}
+        table = {"kind": "transformers", "model": "embedded", "dtype": dtype, "base_adapters": [str(STAGE1)]}
         return load_roles({"family": "toolbench", "engines": {"s1": table}, "roles": {"backbone": {"engine": "s1"}}})
     if source == "embedded":
         if engine == "transformers":
-            table = {"kind": "transformers", "model": "embedded", "dtype": "bfloat16"}
+            table = {"kind": "transformers", "model": "embedded", "dtype": dtype}
         else:
             table = {"kind": "llama.cpp", "model": "embedded", "n_ctx": 8192, "n_threads": threads}
         roles = {r: {"engine": "base"} for r in ("planner", "caller", "summarizer", "backbone")}
@@ -114,7 +137,7 @@ def bind(source: str, threads: int, engine: str = "transformers") -> Roles:
     if trained is None:
         raise SystemExit("this umi build ships no trained roles (umi/assets/roles/smollm2-glpft)")
     if engine == "transformers":
-        return roles_from_manifest(trained, dtype="bfloat16")
+        return roles_from_manifest(trained, dtype=dtype)
     return llamacpp_roles_from_manifest(trained, n_threads=threads)
 
 
@@ -174,13 +197,73 @@ def restore(args: argparse.Namespace, names: list[str]) -> None:
         print(f"{name}: {len(out)} predictions restored from {kept_path(args, name).relative_to(ROOT)}", flush=True)
 
 
+def count_rows(path: Path) -> int:
+    """Complete JSON lines in a predictions file (0 when it does not exist; a crash-cut last line not counted)."""
+    if not path.exists():
+        return 0
+    n = 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        n += 1
+    return n
+
+
+def provenance_path(kept: Path) -> Path:
+    return kept.with_name(kept.stem + ".provenance.jsonl")
+
+
+def record_provenance(kept: Path, command: str, before: int, after: int, started: str, load: float) -> None:
+    """Append which command added predictions `before+1 … after` to the kept file's provenance (nothing when it
+    added none): a table's rows may come from several commands (a row resumed across sessions), and its header
+    names only the last one, so each row's own commands are listed under the table."""
+    if after <= before:
+        return
+    rec = {"command": command, "started": started, "rows": [before + 1, after], "load": round(load, 2)}
+    with provenance_path(kept).open("a", encoding="utf-8") as f:
+        f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+
+
+def provenance_lines(kept: Path) -> list[str]:
+    """One line per command that produced the kept predictions, in order; rows older than the records are named
+    as such rather than attributed to a command."""
+    total = count_rows(kept)
+    if total == 0:
+        return []
+    recs = []
+    path = provenance_path(kept)
+    if path.exists():
+        recs = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    first = recs[0]["rows"][0] if recs else total + 1
+    out = []
+    if first > 1:
+        out.append(f"rows 1–{first - 1}: runs before provenance was recorded (commands not kept)")
+    for r in recs:
+        a, b = r["rows"]
+        out.append(f"rows {a}–{b}: `{r['command']}`, started {r['started']}, load {r['load']}")
+    return out
+
+
 def run_configs(configs: list[Config], args: argparse.Namespace, keys: list[StepKey]) -> None:
-    """Run (or resume) every configuration's folder, keeping its predictions in the repository."""
+    """Run (or resume) every configuration's folder, keeping its predictions (and which command made them) in the
+    repository."""
+    import datetime
+    import os
+
+    from _results import command_line
+
     for cfg in configs:
+        before = count_rows(args.runs / cfg.name / "predictions.jsonl")
+        started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        load = os.getloadavg()[0]
         try:
             _run_one(cfg, args, keys)
         finally:
             keep(args, cfg.name)
+            after = count_rows(kept_path(args, cfg.name))
+            record_provenance(kept_path(args, cfg.name), command_line(), before, after, started, load)
 
 
 def _run_one(cfg: Config, args: argparse.Namespace, keys: list[StepKey]) -> None:
@@ -189,7 +272,7 @@ def _run_one(cfg: Config, args: argparse.Namespace, keys: list[StepKey]) -> None
     if cfg.source == "first-tool":
         write_baseline("first-tool", args.data, folder, keys=keys)
         return
-    roles = bind(cfg.source, args.threads, args.engine)
+    roles = bind(cfg.source, args.threads, args.engine, cfg.dtype)
     run = run_static(
         args.data,
         roles,
@@ -339,7 +422,11 @@ def write_report(
     """The results file (header line first, written whole) and its chart beside it."""
     from _results import results_header
 
-    args.out.write_text(results_header() + "\n".join(lines) + "\n", encoding="utf-8")
+    prov = ["", "## Where each row's predictions come from", ""]
+    for c in configs:
+        if c.name in results:
+            prov += [f"- {c.label}:", *(f"  - {x}" for x in provenance_lines(kept_path(args, c.name)))]
+    args.out.write_text(results_header() + "\n".join([*lines, *prov]) + "\n", encoding="utf-8")
     if results:
         chart(results, {c.name: c.label for c in configs}, args.out.with_suffix(".png"), title)
     print(args.out.read_text(encoding="utf-8"))

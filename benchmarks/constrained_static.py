@@ -11,11 +11,22 @@ metrics, the valid-call rate and the share of planner outputs with a route marke
 
 from __future__ import annotations
 
-from _static_subset import FIRST_TOOL, ROOT, ZERO_SHOT, Config, engine_words, run_cli, table_lines, write_report
+from _static_subset import (
+    FIRST_TOOL,
+    GLPFT_FP32,
+    ROOT,
+    ZERO_SHOT,
+    Config,
+    engine_words,
+    run_cli,
+    table_lines,
+    write_report,
+)
 
 CONFIGS = [
     FIRST_TOOL,
     Config("glpft-constrained", "embedded-glpft", True, "shipped GLPFT roles, constrained"),
+    GLPFT_FP32,
     ZERO_SHOT[0],
     Config("glpft-free", "embedded-glpft", False, "shipped GLPFT roles, unconstrained"),
     ZERO_SHOT[1],
