@@ -70,7 +70,8 @@ def test_the_cut_text_alone_reads_as_a_hallucinated_call() -> None:
 def test_agent_finishes_a_cut_backbone_thought_with_a_real_call() -> None:
     engine = CapEngine()
     roles = Roles(backbone=RoleBinding(engine, adapter="backbone"))
-    episode = SingleLLMAgent(roles, [TOOL], Sunny(), max_steps=1, constrain=True).run("Weather in Paris?")
+    agent = SingleLLMAgent(roles, [TOOL], Sunny(), max_steps=1, constrain=True, conclude_at_budget=False)
+    episode = agent.run("Weather in Paris?")
     assert len(engine.calls) == 2
     assert engine.calls[1][1] == backbone_tail_grammar([TOOL])
     assert engine.calls[1][0] == engine.calls[0][0] + CUT + "\n"

@@ -3,8 +3,8 @@ once with the bare base and once with the shipped GLPFT roles (the default); the
 formed, in the order the loop runs, and every role output must be in the wire format (the grammars' doing).
 
 This checks the plumbing with a real model, tokenizer and greedy generation, not that a 135M model answers well:
-the record sequence each role set produces here is pinned (measured, greedy), so a change in the loop, the
-prompts or the shipped roles shows up as a diff in it.
+the record sequence each role set produces here is pinned (measured, greedy: one call, then the budget's last step
+concludes), so a change in the loop, the prompts or the shipped roles shows up as a diff in it.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ EXPECTED: dict[str, list[tuple[int, str, str]]] = {
         (0, "planner", "caller"),
         (0, "caller", "search_for_simple_youtube_search"),
         (0, "tool", "search_for_simple_youtube_search"),
-        (1, "planner", "caller"),
-        (1, "caller", "search_for_simple_youtube_search"),
-        (1, "tool", "search_for_simple_youtube_search"),
+        # the budget's last step: the planner may only conclude (or give up), and the summarizer answers
+        (1, "planner", "conclusion"),
+        (1, "summarizer", ""),
     ],
 }
 # the shipped full-epoch roles make the same moves here (their planner writes a task-specific thought, see
@@ -90,3 +90,7 @@ def test_embedded_model_runs_a_demo_task_constrained(which: str, tmp_path: Path,
         nxt = [p for p in planners if p.step == t.step + 1]
         assert not nxt or (t.observation or "")[:40] in nxt[0].prompt
     assert ep.costs["planner"]["calls"] == len(planners)
+    assert last[STEPS - 1].parsed.get("final_step") is True
+    assert ep.status == "answered" and ep.concluded_at_budget and ep.answer
+    summary = [r for r in records if r.role == "summarizer"]
+    assert len(summary) == 1 and summary[0].output.strip() == ep.answer and summary[0].constrained

@@ -55,7 +55,8 @@ class Sunny:
 def test_cut_thought_gets_its_marker_and_the_call_follows() -> None:
     engine = CapEngine()
     roles = Roles(**{r: RoleBinding(engine, adapter=r) for r in ("planner", "caller", "summarizer")})
-    episode = MultiLLMAgent(roles, [TOOL], Sunny(), max_steps=1, constrain=True).run("Weather in Paris?")
+    agent = MultiLLMAgent(roles, [TOOL], Sunny(), max_steps=1, constrain=True, conclude_at_budget=False)
+    episode = agent.run("Weather in Paris?")
     planner_calls = [c for c in engine.calls if c[0] == "planner"]
     assert len(planner_calls) == 2
     assert planner_calls[1][2] == marker_grammar()

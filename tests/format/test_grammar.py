@@ -131,3 +131,25 @@ def test_backbone_tail_grammar_takes_only_an_action_block_or_a_conclusion(tok: t
     assert _reject_reason(tok, tail, "conclusion: Cats are mammals.", cache) is None
     assert _reject_reason(tok, tail, "Action: I will search", cache)  # prose is not an API name here
     assert _reject_reason(tok, tail, "more thought", cache)
+
+
+def test_final_step_grammars_leave_out_the_call(tok: tuple[Any, Any]) -> None:
+    """On the step budget's last step the planner may only conclude or give up, the backbone only conclude."""
+    from umi.format.grammar import backbone_tail_grammar, marker_grammar
+
+    tools = [ToolSpec(name="search", parameters=[Param(name="q", type="string", required=True)])]
+    cache: dict[str, Any] = {}
+    thought = "I have the results, so I can answer now."
+    for final, caller_ok in ((False, True), (True, False)):
+        planner = planner_grammar(final=final)
+        assert (_reject_reason(tok, planner, f"{thought}\n Next: caller.", cache) is None) is caller_ok
+        assert _reject_reason(tok, planner, f"{thought}\n Next: conclusion.", cache) is None
+        assert _reject_reason(tok, planner, f"{thought}\n Next: give up.", cache) is None
+        assert (_reject_reason(tok, marker_grammar(final=final), "Next: caller.", cache) is None) is caller_ok
+        backbone = backbone_grammar(tools, final=final)
+        call = f'{thought}\nAction: search\nAction Input: {{"q": "cats"}}'
+        assert (_reject_reason(tok, backbone, call, cache) is None) is caller_ok
+        assert _reject_reason(tok, backbone, f"{thought}\nconclusion: Cats are mammals.", cache) is None
+        tail = backbone_tail_grammar(tools, final=final)
+        assert (_reject_reason(tok, tail, 'Action: search\nAction Input: {"q": "cats"}', cache) is None) is caller_ok
+        assert _reject_reason(tok, tail, "conclusion: give up.", cache) is None

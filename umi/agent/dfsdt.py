@@ -64,7 +64,10 @@ class DFSDT:
         return result
 
     def _step(self, history: list[Turn], depth: int) -> Episode:
-        ep = self.agent.continue_from(history, episode_id=self._eid, first_step=depth, max_steps=1)
+        # a branch's one step is not the search's last: it may call (the search, not the branch, has the budget)
+        ep = self.agent.continue_from(
+            history, episode_id=self._eid, first_step=depth, max_steps=1, conclude_at_budget=False
+        )
         self._used += ep.model_calls
         for role, totals in ep.costs.items():
             acc = self._costs.setdefault(role, {})

@@ -17,7 +17,8 @@ class Episode:
     `reason` holds its thought), budget_exhausted (step, token or search budget spent), error (an engine or the
     agent failed; `reason` says how). `costs` is per role: calls, prompt_tokens (= cached_tokens +
     prefilled_tokens), new_tokens, seconds. `parse_issues` lists what the models wrote that did not parse (a
-    missing marker, unusable calls)."""
+    missing marker, unusable calls). `concluded_at_budget`: the answer came on the step budget's last step, where
+    the constrained planner could only conclude or give up (`AgentBase.conclude_at_budget`)."""
 
     query: str
     status: Status = "budget_exhausted"
@@ -28,6 +29,7 @@ class Episode:
     history: list[Turn] = field(default_factory=list)
     costs: dict[str, dict[str, float]] = field(default_factory=dict)
     parse_issues: list[str] = field(default_factory=list)
+    concluded_at_budget: bool = False
 
     @property
     def model_calls(self) -> int:
@@ -43,6 +45,7 @@ class Episode:
             "answer": self.answer,
             "reason": self.reason,
             "steps": self.steps,
+            "concluded_at_budget": self.concluded_at_budget,
             "calls": len(self.calls),
             "costs": self.costs,
         }

@@ -38,13 +38,20 @@ def needs_marker(c: Completion) -> bool:
 
 
 def finish_markers(
-    planner: RoleBinding, prompts: Sequence[str], cut_texts: Sequence[str], params: GenerationParams, family: str
+    planner: RoleBinding,
+    prompts: Sequence[str],
+    cut_texts: Sequence[str],
+    params: GenerationParams,
+    family: str,
+    *,
+    final: bool = False,
 ) -> list[MarkerFinish]:
-    """Continue each cut planner text (after its prompt) under the marker-only grammar, in one batch."""
+    """Continue each cut planner text (after its prompt) under the marker-only grammar, in one batch (`final`: the
+    budget's last step's markers, no `Next: caller.`)."""
     if not prompts:
         return []
     conts = [marker_continuation(p, t) for p, t in zip(prompts, cut_texts, strict=True)]
-    marker_params = replace(params, grammar=marker_grammar(family), max_new_tokens=MARKER_TOKENS)
+    marker_params = replace(params, grammar=marker_grammar(family, final), max_new_tokens=MARKER_TOKENS)
     outs = planner.complete([p for p, _ in conts], marker_params)
     return [MarkerFinish(p, c, thought + c.text) for (p, thought), c in zip(conts, outs, strict=True)]
 
@@ -66,13 +73,15 @@ def finish_backbones(
     cut_texts: Sequence[str],
     tools: Sequence[Sequence[ToolLike]],
     params: GenerationParams,
+    *,
+    final: bool = False,
 ) -> list[MarkerFinish]:
     """Continue each cut backbone text (after its prompt) under the tail grammar of its own tools: one engine call
     per distinct grammar, so the cut turns of steps that share a tool set are finished as one batch."""
     conts = [backbone_continuation(prompt, cut) for prompt, cut in zip(prompts, cut_texts, strict=True)]
     groups: dict[str, list[int]] = {}
     for i, step_tools in enumerate(tools):
-        groups.setdefault(backbone_tail_grammar(step_tools), []).append(i)
+        groups.setdefault(backbone_tail_grammar(step_tools, final=final), []).append(i)
     done: dict[int, MarkerFinish] = {}
     for grammar, idx in groups.items():
         outs = backbone.complete([conts[i][0] for i in idx], replace(params, grammar=grammar))

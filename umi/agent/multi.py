@@ -68,6 +68,7 @@ class AgentBase:
         repeat_limit: int = 2,
         budget: PromptBudget | None = None,
         constrain: bool = False,
+        conclude_at_budget: bool = True,
     ) -> None:
         self.roles = roles
         # The prompt budget: given here, or the one the roles were trained with (their manifest's). Under a budget
@@ -89,16 +90,33 @@ class AgentBase:
         #: Give every role its grammar (`umi.format.grammar`, built once per tool set); a role bound with
         #: `constrain = false` opts out. The CLI turns this on by default.
         self.constrain = constrain
+        #: On the last step of the step budget a constrained planner (or backbone) may only conclude or give up
+        #: (`role_grammar(..., final=True)`): a call there would never be read, and the episode ends with the
+        #: summarizer's answer from what the history holds instead of no answer (smolagents answers from memory
+        #: at its `max_steps` the same way). One-step drivers (DFSDT branches, the chat endpoint) turn it off.
+        self.conclude_at_budget = conclude_at_budget
 
     # -- shared helpers ---------------------------------------------------------------------------------------
-    def _params(self, role: str, binding: RoleBinding) -> GenerationParams:
-        """The generation parameters of one role call: the agent's, plus the role's grammar when constrained."""
-        if not (self.constrain and binding.constrain):
+    def _params(self, role: str, binding: RoleBinding, final: bool = False) -> GenerationParams:
+        """The generation parameters of one role call: the agent's, plus the role's grammar when constrained
+        (`final`: the budget's last step, see `conclude_at_budget`)."""
+        if not self.constrained(binding):
             return self.params
-        return replace(self.params, grammar=role_grammar(role, self.tools, self.roles.family))
+        return replace(self.params, grammar=role_grammar(role, self.tools, self.roles.family, final=final))
 
-    def _generate(self, role: str, binding: RoleBinding, prompt: str, ledger: CostLedger) -> Completion:
-        params = self._params(role, binding)
+    @staticmethod
+    def _final_flag(c: Completion, final: bool) -> dict[str, bool]:
+        """The trace's mark of a call made under a final-step grammar."""
+        return {"final_step": True} if final and c.constrained else {}
+
+    def constrained(self, binding: RoleBinding) -> bool:
+        """Whether `binding`'s calls get their role grammar in this agent."""
+        return self.constrain and binding.constrain
+
+    def _generate(
+        self, role: str, binding: RoleBinding, prompt: str, ledger: CostLedger, final: bool = False
+    ) -> Completion:
+        params = self._params(role, binding, final)
         completion = binding.complete([prompt], params)[0]  # raises where a grammar is not enforced
         ledger.add(role, [completion])
         return completion
@@ -183,12 +201,13 @@ class AgentBase:
         episode_id: str | None = None,
         first_step: int = 0,
         max_steps: int | None = None,
+        conclude_at_budget: bool | None = None,
     ) -> Episode:
         """Go on from a history (DFSDT expands tree nodes this way). Never raises: an engine failure ends the
         episode with status "error" and the reason, after the trace has what happened before it.
 
         `episode_id` and `first_step` let a search keep one id and a running step count across its branches;
-        `max_steps` overrides the agent's step budget for this call.
+        `max_steps` overrides the agent's step budget for this call, `conclude_at_budget` the agent's setting.
         """
         episode = Episode(query=query or next((t.value for t in history if t.role == "user"), ""))
         ledger = CostLedger()
@@ -196,8 +215,9 @@ class AgentBase:
         eid = episode_id or uuid.uuid4().hex[:12]
         steps = range(first_step, first_step + (self.max_steps if max_steps is None else max_steps))
         turns = list(history)
+        conclude = self.conclude_at_budget if conclude_at_budget is None else conclude_at_budget
         try:
-            self._loop(turns, episode, ledger, trace, eid, steps)
+            self._loop(turns, episode, ledger, trace, eid, steps, conclude)
         except Exception as exc:
             episode.status = "error"
             episode.reason = f"{type(exc).__name__}: {exc}"
@@ -213,8 +233,16 @@ class AgentBase:
         return episode
 
     def _loop(
-        self, history: list[Turn], episode: Episode, ledger: CostLedger, trace: TraceWriter, eid: str, steps: range
+        self,
+        history: list[Turn],
+        episode: Episode,
+        ledger: CostLedger,
+        trace: TraceWriter,
+        eid: str,
+        steps: range,
+        conclude: bool,
     ) -> None:
+        """Run `steps`; with `conclude`, the last one may only conclude or give up (where the role is constrained)."""
         raise NotImplementedError
 
 
@@ -240,9 +268,17 @@ class MultiLLMAgent(AgentBase):
         self.caller_repairs = caller_repairs
 
     def _plan(
-        self, history: list[Turn], episode: Episode, ledger: CostLedger, trace: TraceWriter, eid: str, step: int
+        self,
+        history: list[Turn],
+        episode: Episode,
+        ledger: CostLedger,
+        trace: TraceWriter,
+        eid: str,
+        step: int,
+        final: bool = False,
     ) -> tuple[str, str]:
-        """The planner's (route, thought). Empty outputs are retried; a missing marker takes the default route."""
+        """The planner's (route, thought). Empty outputs are retried; a missing marker takes the default route.
+        `final`: the budget's last step (the planner's grammar then leaves out `Next: caller.`)."""
         family = self.roles.family
         prompt = planner_prompt(
             self.docs,
@@ -251,7 +287,7 @@ class MultiLLMAgent(AgentBase):
             budget=self.budget,
         )
         for attempt in range(self.planner_retries + 1):
-            c = self._generate("planner", self.roles.get("planner"), prompt, ledger)
+            c = self._generate("planner", self.roles.get("planner"), prompt, ledger, final)
             p = parse_planner(c.text)
             self._record(
                 trace,
@@ -260,24 +296,25 @@ class MultiLLMAgent(AgentBase):
                 "planner",
                 prompt,
                 c,
-                {"route": p.route, "has_marker": p.has_marker, "attempt": attempt},
+                {"route": p.route, "has_marker": p.has_marker, "attempt": attempt, **self._final_flag(c, final)},
                 None if p.has_marker else "no Next: marker",
             )
             if not p.empty:
                 break
         if needs_marker(c):
-            p = self._finish_marker(prompt, c.text, ledger, trace, eid, step)
+            p = self._finish_marker(prompt, c.text, ledger, trace, eid, step, final)
         if p.has_marker:
             return p.route, p.thought
         episode.parse_issues.append(f"step {step}: planner wrote no Next: marker; routed to {self.default_route}")
         return self.default_route, planner_text(p.raw.strip() or None, self.default_route)
 
     def _finish_marker(
-        self, prompt: str, cut: str, ledger: CostLedger, trace: TraceWriter, eid: str, step: int
+        self, prompt: str, cut: str, ledger: CostLedger, trace: TraceWriter, eid: str, step: int, final: bool = False
     ) -> PlannerOutput:
         """A constrained thought cut by the token cap: one short call under the marker-only grammar writes the
         route after it (the thought is bounded in words, not tokens, so the cap can come first)."""
-        done = finish_markers(self.roles.get("planner"), [prompt], [cut], self.params, self.roles.family)[0]
+        planner = self.roles.get("planner")
+        done = finish_markers(planner, [prompt], [cut], self.params, self.roles.family, final=final)[0]
         cont, c = done.prompt, done.completion
         ledger.add("planner", [c])
         p = parse_planner(done.text)
@@ -288,7 +325,7 @@ class MultiLLMAgent(AgentBase):
             "planner",
             cont,
             c,
-            {"route": p.route, "has_marker": p.has_marker, "marker_continuation": True},
+            {"route": p.route, "has_marker": p.has_marker, "marker_continuation": True, **self._final_flag(c, final)},
         )
         return p
 
@@ -345,12 +382,20 @@ class MultiLLMAgent(AgentBase):
         history.append(turn("observation", render_observation("", problem)))
 
     def _loop(
-        self, history: list[Turn], episode: Episode, ledger: CostLedger, trace: TraceWriter, eid: str, steps: range
+        self,
+        history: list[Turn],
+        episode: Episode,
+        ledger: CostLedger,
+        trace: TraceWriter,
+        eid: str,
+        steps: range,
+        conclude: bool,
     ) -> None:
         family = self.roles.family
         for step in steps:
             episode.steps += 1
-            route, thought = self._plan(history, episode, ledger, trace, eid, step)
+            final = conclude and step == steps[-1] and self.constrained(self.roles.get("planner"))
+            route, thought = self._plan(history, episode, ledger, trace, eid, step, final)
             history.append(turn("assistant", thought))
             if route == "give up":
                 episode.status, episode.reason = "gave_up", thought
@@ -366,6 +411,7 @@ class MultiLLMAgent(AgentBase):
                 self._record(trace, eid, step, "summarizer", prompt, c, {"answer": answer})
                 history.append(turn("conclusion", answer))
                 episode.status, episode.answer = "answered", answer
+                episode.concluded_at_budget = final
                 return
             self._call(history, thought, episode, ledger, trace, eid, step)
         episode.status, episode.reason = "budget_exhausted", f"no answer after {len(steps)} planner steps"

@@ -25,22 +25,32 @@ class SingleLLMAgent(AgentBase):
         roles.get("backbone")  # fail at construction, naming the unbound role
 
     def _loop(
-        self, history: list[Turn], episode: Episode, ledger: CostLedger, trace: TraceWriter, eid: str, steps: range
+        self,
+        history: list[Turn],
+        episode: Episode,
+        ledger: CostLedger,
+        trace: TraceWriter,
+        eid: str,
+        steps: range,
+        conclude: bool,
     ) -> None:
         family = self.roles.family
+        backbone = self.roles.get("backbone")
         for step in steps:
             episode.steps += 1
+            final = conclude and step == steps[-1] and self.constrained(backbone)
             prompt = backbone_prompt(
                 self.docs,
                 self._fit(history, lambda h: backbone_prompt(self.docs, h, family=family)),
                 family=family,
                 budget=self.budget,
             )
-            c = self._generate("backbone", self.roles.get("backbone"), prompt, ledger)
+            c = self._generate("backbone", backbone, prompt, ledger, final)
             text = c.text
+            flag = self._final_flag(c, final)
             if needs_tail(c):  # cut inside the thought: one call under the tail grammar writes the action
-                self._record(trace, eid, step, "backbone", prompt, c, {"cut_by_token_cap": True})
-                done = finish_backbones(self.roles.get("backbone"), [prompt], [c.text], [self.tools], self.params)[0]
+                self._record(trace, eid, step, "backbone", prompt, c, {"cut_by_token_cap": True, **flag})
+                done = finish_backbones(backbone, [prompt], [c.text], [self.tools], self.params, final=final)[0]
                 prompt, c, text = done.prompt, done.completion, done.text
                 ledger.add("backbone", [c])
             out = parse_backbone(text)
@@ -56,7 +66,7 @@ class SingleLLMAgent(AgentBase):
                 "backbone",
                 prompt,
                 c,
-                {"kind": out.kind, "action": out.action, "arguments": out.arguments, "answer": out.answer},
+                {"kind": out.kind, "action": out.action, "arguments": out.arguments, "answer": out.answer, **flag},
                 "; ".join(problems) or None,
             )
             thought = out.thought or None
@@ -68,6 +78,7 @@ class SingleLLMAgent(AgentBase):
                 history.append(turn("assistant", planner_text(thought, "conclusion")))
                 history.append(turn("conclusion", out.answer or ""))
                 episode.status, episode.answer = "answered", out.answer
+                episode.concluded_at_budget = final
                 return
             history.append(turn("assistant", planner_text(thought, "caller")))
             if problems or out.kind != "call" or out.action is None or out.arguments is None:

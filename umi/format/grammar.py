@@ -94,23 +94,26 @@ def _api_alternatives(key: ToolKey, bounds: Bounds) -> list[str]:
     return ["api: " + " | ".join(alts), *rules]
 
 
-def _markers(family: str) -> list[str]:
-    markers = [NEXT_CALLER, NEXT_CONCLUSION]
+def _markers(family: str, final: bool = False) -> list[str]:
+    """The route markers a planner may write; on an episode's `final` step not `Next: caller.` (a call whose
+    observation no later step would read)."""
+    markers = [NEXT_CONCLUSION] if final else [NEXT_CALLER, NEXT_CONCLUSION]
     if templates_for(family).allows_give_up:
         markers.append(NEXT_GIVE_UP)
     return markers
 
 
 @lru_cache(maxsize=16)
-def planner_grammar(family: str = "toolbench", bounds: Bounds = DEFAULT_BOUNDS) -> str:
-    """Thought words, one marker, end.
+def planner_grammar(family: str = "toolbench", bounds: Bounds = DEFAULT_BOUNDS, final: bool = False) -> str:
+    """Thought words, one marker, end. `final`: the step budget's last step, where only the conclusion (or give
+    up) may follow, so an episode whose budget runs out still ends with the summarizer's answer.
 
     A word cannot contain `Next: `, so where a word could start, `Next: ` can only begin the marker: the lexer
     never has to guess where the thought stops. The whitespace before the marker is any whitespace run (the
     released `\n ` and ` ` among them): llguidance's lexer cannot tell a separator that belongs to the
     marker from one that belongs to the thought without looking ahead.
     """
-    marks = " | ".join(literal(m) for m in _markers(family))
+    marks = " | ".join(literal(m) for m in _markers(family, final))
     return LLGUIDANCE_HEADER + "\n".join(
         [
             "start: thought marker",
@@ -120,14 +123,15 @@ def planner_grammar(family: str = "toolbench", bounds: Bounds = DEFAULT_BOUNDS) 
     )
 
 
-@lru_cache(maxsize=4)
-def marker_grammar(family: str = "toolbench") -> str:
-    """Exactly one route marker: the planner's turn finished when its thought ran into the token cap.
+@lru_cache(maxsize=8)
+def marker_grammar(family: str = "toolbench", final: bool = False) -> str:
+    """Exactly one route marker: the planner's turn finished when its thought ran into the token cap (`final`:
+    the markers of the budget's last step, as in `planner_grammar`).
 
     A thought is bounded in words, not tokens (see `Bounds`), so a constrained planner can still reach the
     caller's `max_new_tokens` mid-thought; the agent and static evaluation then continue the same text with this
     grammar (`umi.format.marker_continuation`), so every constrained planner turn ends with a marker."""
-    return LLGUIDANCE_HEADER + "start: " + " | ".join(literal(m) for m in _markers(family))
+    return LLGUIDANCE_HEADER + "start: " + " | ".join(literal(m) for m in _markers(family, final))
 
 
 @lru_cache(maxsize=256)
@@ -161,9 +165,17 @@ def _tail_rules(key: ToolKey, bounds: Bounds) -> list[str]:
 
 
 @lru_cache(maxsize=256)
-def _backbone_cached(key: ToolKey, family: str, bounds: Bounds) -> str:
+def _backbone_cached(key: ToolKey, family: str, bounds: Bounds, final: bool = False) -> str:
     forbidden = (*FORBIDDEN_IN_TEXT, CONCLUSION_LABEL, _MARKER_PREFIX)
     head, concl = literal(_CALL_HEAD), literal(_CONCLUSION_JOIN.lstrip())
+    if final:  # the budget's last step: the thought, then the conclusion (`give up.` is one of its answers)
+        return LLGUIDANCE_HEADER + "\n".join(
+            [
+                f"start: thought {concl} answer",
+                *free_text_rules("thought", bounds.thought_words, forbidden, bounds),
+                *_tail_rules(key, bounds),
+            ]
+        )
     # 39 released backbone thoughts write `Action: <prose>` before the real action block. After `Action: ` an
     # API name goes on as the action block, anything else goes on as thought (at most three times).
     depth = 3
@@ -181,27 +193,26 @@ def _backbone_cached(key: ToolKey, family: str, bounds: Bounds) -> str:
     )
 
 
-def backbone_grammar(tools: Sequence[ToolLike], family: str = "toolbench", bounds: Bounds = DEFAULT_BOUNDS) -> str:
-    """Thought, then `\\nAction: …\\nAction Input: {…}` or `\\nconclusion: <answer>` (`give up.` included)."""
-    return _backbone_cached(tool_key(tools), family, bounds)
+def backbone_grammar(
+    tools: Sequence[ToolLike], family: str = "toolbench", bounds: Bounds = DEFAULT_BOUNDS, final: bool = False
+) -> str:
+    """Thought, then `\\nAction: …\\nAction Input: {…}` or `\\nconclusion: <answer>` (`give up.` included);
+    `final` (the step budget's last step): the conclusion only."""
+    return _backbone_cached(tool_key(tools), family, bounds, final)
 
 
 @lru_cache(maxsize=256)
-def _backbone_tail_cached(key: ToolKey, bounds: Bounds) -> str:
+def _backbone_tail_cached(key: ToolKey, bounds: Bounds, final: bool = False) -> str:
     concl = literal(_CONCLUSION_JOIN.lstrip())
-    return LLGUIDANCE_HEADER + "\n".join(
-        [
-            f"start: {literal(_CALL_HEAD)} api | {concl} answer",
-            *_tail_rules(key, bounds),
-        ]
-    )
+    start = f"{concl} answer" if final else f"{literal(_CALL_HEAD)} api | {concl} answer"
+    return LLGUIDANCE_HEADER + "\n".join([f"start: {start}", *_tail_rules(key, bounds)])
 
 
-def backbone_tail_grammar(tools: Sequence[ToolLike], bounds: Bounds = DEFAULT_BOUNDS) -> str:
+def backbone_tail_grammar(tools: Sequence[ToolLike], bounds: Bounds = DEFAULT_BOUNDS, final: bool = False) -> str:
     """What ends a backbone turn after its thought: the action block or the conclusion (the backbone grammar's
-    tail alone). A backbone thought the token cap cut is finished under it, as a cut planner thought is finished
-    under `marker_grammar`."""
-    return _backbone_tail_cached(tool_key(tools), bounds)
+    tail alone; `final`: the conclusion only). A backbone thought the token cap cut is finished under it, as a
+    cut planner thought is finished under `marker_grammar`."""
+    return _backbone_tail_cached(tool_key(tools), bounds, final)
 
 
 @lru_cache(maxsize=4)
@@ -243,15 +254,21 @@ def simulator_grammar(bounds: Bounds = DEFAULT_BOUNDS) -> str:
 
 
 def role_grammar(
-    role: str, tools: Sequence[ToolLike], family: str = "toolbench", bounds: Bounds = DEFAULT_BOUNDS
+    role: str,
+    tools: Sequence[ToolLike],
+    family: str = "toolbench",
+    bounds: Bounds = DEFAULT_BOUNDS,
+    *,
+    final: bool = False,
 ) -> str:
-    """The grammar of `role` for an episode with `tools` (one entry point for agents and evaluation)."""
+    """The grammar of `role` for an episode with `tools` (one entry point for agents and evaluation). `final`:
+    the agent's last step of its budget, where the planner and the backbone may only conclude or give up."""
     if role == "planner":
-        return planner_grammar(family, bounds)
+        return planner_grammar(family, bounds, final)
     if role == "caller":
         return caller_grammar(tools, bounds)
     if role == "backbone":
-        return backbone_grammar(tools, family, bounds)
+        return backbone_grammar(tools, family, bounds, final)
     if role == "summarizer":
         return summarizer_grammar(bounds)
     raise ValueError(f"no grammar for role {role!r}; use one of {', '.join(GRAMMAR_ROLES)}")

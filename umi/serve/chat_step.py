@@ -52,8 +52,10 @@ class _RoutedAgent(MultiLLMAgent):
         self.force_route = force_route
         self.caller_tools = list(caller_tools) if caller_tools is not None else None
 
-    def _plan(self, history: list[Turn], episode: Any, ledger: Any, trace: Any, eid: str, step: int) -> tuple[str, str]:
-        route, thought = super()._plan(history, episode, ledger, trace, eid, step)
+    def _plan(
+        self, history: list[Turn], episode: Any, ledger: Any, trace: Any, eid: str, step: int, final: bool = False
+    ) -> tuple[str, str]:
+        route, thought = super()._plan(history, episode, ledger, trace, eid, step, final)
         forced = self.force_route
         if forced == "conclusion" and route == "caller" or forced == "caller" and route != "caller":
             return forced, planner_text(strip_marker(thought) or None, forced)
@@ -132,7 +134,7 @@ def decide(
         max_steps=1,
         max_new_tokens=max_new_tokens,
         on_event=records.append,
-        **(agent_options or {}),
+        **{**(agent_options or {}), "conclude_at_budget": False},  # one step per request: the client's loop ends it
     )
     result = StepResult(kind="no_call", records=records)
     turns = list(history)
