@@ -153,3 +153,30 @@ def test_final_step_grammars_leave_out_the_call(tok: tuple[Any, Any]) -> None:
         tail = backbone_tail_grammar(tools, final=final)
         assert (_reject_reason(tok, tail, 'Action: search\nAction Input: {"q": "cats"}', cache) is None) is caller_ok
         assert _reject_reason(tok, tail, "conclusion: give up.", cache) is None
+
+
+def test_summarizer_answers_end_with_end_of_turn_and_hold_no_other_roles_text(
+    ood_path: Path, tok: tuple[Any, Any]
+) -> None:
+    """Gold conclusions are accepted with and without the `</s>` the roles were trained to end them with (before,
+    the grammar had no way to end an answer but the token cap); markers, the caller's labels and text after the
+    end of turn are not."""
+    from umi.format.grammar import summarizer_grammar
+
+    grammar, cache = summarizer_grammar(), {}
+    gold = [
+        t.value
+        for traj in json.loads(ood_path.read_text(encoding="utf-8"))
+        for t in Trajectory.model_validate(traj).conversations
+        if t.role == "conclusion"
+    ]
+    assert len(gold) == 294
+    rejected = [g for g in gold if _reject_reason(tok, grammar, g.strip() + "</s>", cache)]
+    # the end of turn costs nothing: what is rejected with it is rejected without it (words past the token bound
+    # per word, e.g. base64 blobs and long URLs, or `<` inside a word: `<` may only start a word)
+    assert rejected == [g for g in gold if _reject_reason(tok, grammar, g.strip(), cache)]
+    assert len(rejected) <= 8, [g[:80] for g in rejected]
+    for end in ("It is sunny in Paris.</s>", "It is sunny in Paris. </s>", "It is sunny in Paris."):
+        assert _reject_reason(tok, grammar, end, cache) is None, end
+    for bad in ("It is sunny.</s> More", "Sunny. Next: caller.", 'Sunny.\nAction Input: {"q": 1}', "Sunny </s"):
+        assert _reject_reason(tok, grammar, bad, cache), bad

@@ -7,7 +7,8 @@ cannot disagree:
   way the released data joins it (`<thought>\\n Next: caller.` or `<thought> Next: caller.`), then nothing;
 * caller — `Action: <one of the episode's exact API names>\\nAction Input: <that API's argument object>`;
 * backbone — a bounded thought, then the action block or `conclusion: <answer>` (give up is `conclusion: give up.`);
-* summarizer — bounded free text without end-of-turn text, so it cannot open another role's turn.
+* summarizer — bounded free text without end-of-turn text, route markers or the caller's labels, so it cannot open
+  another role's turn; it may end with the end-of-turn text, which closes it.
 
 Grammars are plain text (engines translate them; `umi.models` never builds one) and are cached per tool set:
 an episode's tools do not change between steps, so every step reuses the same text (and the engines' compiled
@@ -38,6 +39,7 @@ from umi.format.history import backbone_turn_text
 from umi.format.prompts import caller_text
 from umi.format.templates import (
     CONCLUSION_LABEL,
+    END_OF_TURN,
     NEXT_CALLER,
     NEXT_CONCLUSION,
     NEXT_GIVE_UP,
@@ -152,16 +154,28 @@ _CONCLUSION_JOIN = backbone_turn_text("", {"from": "conclusion", "value": "\x00"
 _TAIL_JOIN = _CONCLUSION_JOIN[: len(_CONCLUSION_JOIN) - len(_CONCLUSION_JOIN.lstrip())]
 
 
+#: What an answer's words never contain: end-of-turn text, a route marker, the caller's labels (no released
+#: conclusion of the test set has any of them; a summarizer that copies the history writes them).
+_ANSWER_FORBIDDEN = (*FORBIDDEN_IN_TEXT, _MARKER_PREFIX, "Action:", "Input:")
+
+
+def _answer_rules(bounds: Bounds) -> list[str]:
+    """`answer`: bounded words, then optionally the end-of-turn text, which ends it. The roles were trained to end
+    an answer with the literal `</s>` (not the tokenizer's end-of-sequence token): an answer that could not write
+    it could only stop at the token cap; after it the grammar is complete and the engines' stop string cuts it."""
+    return [
+        f"answer: answer_word answer_more ANSWER_SPACE? {literal(END_OF_TURN)}?",
+        *at_most("answer_more", "ANSWER_SPACE answer_word", bounds.answer_words),
+        *free_text_rules(
+            "answer", bounds.answer_words, _ANSWER_FORBIDDEN, bounds, bounds.answer_word_tokens, lt_first_only=True
+        )[1:],
+    ]
+
+
 def _tail_rules(key: ToolKey, bounds: Bounds) -> list[str]:
     """What a backbone tail refers to, shared by the whole backbone grammar and the tail grammar alone: the
     conclusion's answer, every API's action block, the value lexemes."""
-    return [
-        "answer: answer_word answer_more ANSWER_SPACE?",
-        *at_most("answer_more", "ANSWER_SPACE answer_word", bounds.answer_words),
-        *free_text_rules("answer", bounds.answer_words, FORBIDDEN_IN_TEXT, bounds, bounds.answer_word_tokens)[1:],
-        *_api_alternatives(key, bounds),
-        value_tokens(bounds),
-    ]
+    return [*_answer_rules(bounds), *_api_alternatives(key, bounds), value_tokens(bounds)]
 
 
 @lru_cache(maxsize=256)
@@ -217,14 +231,9 @@ def backbone_tail_grammar(tools: Sequence[ToolLike], bounds: Bounds = DEFAULT_BO
 
 @lru_cache(maxsize=4)
 def summarizer_grammar(bounds: Bounds = DEFAULT_BOUNDS) -> str:
-    """A bounded answer: words (at least one) that never write end-of-turn text."""
-    return LLGUIDANCE_HEADER + "\n".join(
-        [
-            "start: answer_word answer_more ANSWER_SPACE?",
-            *at_most("answer_more", "ANSWER_SPACE answer_word", bounds.answer_words),
-            *free_text_rules("answer", bounds.answer_words, FORBIDDEN_IN_TEXT, bounds, bounds.answer_word_tokens)[1:],
-        ]
-    )
+    """A bounded answer: words (at least one) that never write end-of-turn text, a route marker or the caller's
+    labels, then optionally the end-of-turn text that ends the turn (see `_answer_rules`)."""
+    return LLGUIDANCE_HEADER + "\n".join(["start: answer", *_answer_rules(bounds)])
 
 
 #: Nesting depth of a simulated API response (objects and arrays inside objects).

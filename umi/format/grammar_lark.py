@@ -104,18 +104,29 @@ def contains_any(pieces: tuple[str, ...]) -> str:
 
 
 def free_text_rules(
-    name: str, words: int, forbidden: tuple[str, ...], bounds: Bounds, word_tokens: int | None = None
+    name: str,
+    words: int,
+    forbidden: tuple[str, ...],
+    bounds: Bounds,
+    word_tokens: int | None = None,
+    *,
+    lt_first_only: bool = False,
 ) -> list[str]:
     """`name`: whitespace-separated words (none containing any of `forbidden`), at most `words` of them, each
     at most `bounds.word_tokens` tokens. Ends with whitespace, so what follows starts a new word position, where
-    the lexer can tell a marker or label from a word (a word cannot contain one)."""
+    the lexer can tell a marker or label from a word (a word cannot contain one).
+
+    `lt_first_only`: a word may hold `<` only as its first character (and not before `/`), so a word ends where
+    `<` follows it and a literal such as the end-of-turn `</s>` can come right after it: llguidance's lexer does
+    not backtrack, and a word that could go on with `<` would take the `<` of `</s>` and then fail on `/`."""
     token = name.upper()
     in_words = tuple(p.strip() for p in forbidden)  # a word has no whitespace: `Next: ` cannot start in one
+    word = "(?:<[^ \\t\\n\\/<]|[^ \\t\\n<])[^ \\t\\n<]*" if lt_first_only else "[^ \\t\\n]+"
     return [
         f"{name}: {token}_SPACE? {name}_words",
         *at_most(f"{name}_words", f"{name}_word {token}_SPACE", words),
         f"{name}_word[max_tokens={word_tokens or bounds.word_tokens}]: {token}_WORD",
-        f"{token}_WORD: /[^ \\t\\n]+/ & ~{contains_any(in_words)}",
+        f"{token}_WORD: /{word}/ & ~{contains_any(in_words)}",
         f"{token}_SPACE: /[ \\t\\n]{{1,{bounds.whitespace}}}/",
     ]
 
