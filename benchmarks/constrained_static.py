@@ -47,8 +47,8 @@ def main() -> None:
         "",
         "The summarizer's grammar gained its end of turn at commit d8591a2 (an answer may end with `</s>`; before, "
         "a constrained answer ran to the token cap): the constrained rows whose predictions were made before it "
-        "(see below: every constrained row but `glpft-constrained-fp32`) used the earlier summarizer grammar. "
-        "Only conclusion steps' answers, so only ROUGE-L, can differ.",
+        "(by the dates below, all constrained rows made by 2026-12-03 10:30 UTC) used the earlier summarizer "
+        "grammar. Only conclusion steps' answers, so only ROUGE-L, can differ.",
     ]
     title = f"Static evaluation, split test part, seeded {len(keys)}-step subset"
     write_report(args, lines, CONFIGS, results, title)
