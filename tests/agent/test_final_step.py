@@ -91,3 +91,13 @@ def test_dfsdt_branches_are_not_final_steps() -> None:
     ep = DFSDT(agent, width=1, max_depth=3).run("Paris?")
     assert ep.status == "budget_exhausted" and not ep.concluded_at_budget
     assert all("Next: caller." in (g or "") for a, g in engine.calls if a == "planner")
+
+
+def test_umi_run_says_when_the_answer_came_on_the_budgets_last_step() -> None:
+    from umi.agent import Episode
+    from umi.cli.run import _cost_table
+
+    ep = Episode(query="Paris?", status="answered", answer="Sunny.", steps=3, concluded_at_budget=True)
+    assert "last step" in str(_cost_table(ep).title)
+    ep.concluded_at_budget = False
+    assert "last step" not in str(_cost_table(ep).title)

@@ -27,6 +27,8 @@ def _show(record) -> None:  # type: ignore[no-untyped-def]
 
 def _cost_table(episode) -> Table:  # type: ignore[no-untyped-def]
     title = f"status: {episode.status} · steps: {episode.steps} · tool calls: {len(episode.calls)}"
+    if episode.concluded_at_budget:
+        title += " · concluded on the step budget's last step"
     return cost_table(episode.costs, title)
 
 
