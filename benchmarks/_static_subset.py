@@ -112,9 +112,12 @@ def engine_words(args: argparse.Namespace) -> str:
         if args.engine == "llama.cpp"
         else "(Q4_1 dequantized; bf16 unless the row says fp32) on transformers"
     )
-    return (
-        f"embedded SmolLM2-135M {model}, greedy, ≤{args.max_new_tokens} new tokens per call, {args.threads} thread(s)"
+    threads = (
+        "thread counts as each row's commands below say"
+        if args.report_only
+        else f"{args.threads} thread(s)"
     )
+    return f"embedded SmolLM2-135M {model}, greedy, ≤{args.max_new_tokens} new tokens per call, {threads}"
 
 
 def bind(source: str, threads: int, engine: str = "transformers", dtype: str = "bfloat16") -> Roles:
