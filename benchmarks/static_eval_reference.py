@@ -7,16 +7,22 @@ like the released checkpoints), HF `generate` one prompt at a time (batch 1), sa
 config (`do_sample=True`, the seed fixed here), up to 512 new tokens, stopped at `</s>`, no grammar and no prompt
 reuse (every call prefills its whole prompt).
 
-umi's way: `run_static` as `umi eval static` runs it on the transformers engine: one base with the adapters switched
-per call, greedy, role grammars, batches of 8 trajectories (one step of each), steps of a trajectory in order,
-per-role prefix caches, up to 512 new tokens.
+umi's way: `run_static` as `umi eval static` runs it. `--umi-engine llama.cpp` (the default, as `umi eval static`
+binds the shipped roles): the Q4_1 GGUF base with the roles' LoRA adapters on llama.cpp, one server slot per role
+(each role's prompt cache survives the others' calls), one trajectory at a time with its steps in order, greedy,
+role grammars. `--umi-engine transformers`: one base with the adapters switched per call, batches of
+`--batch-size` trajectories (one step of each; batch 1 uses the per-role prefix caches), greedy, role grammars.
+Both up to 512 new tokens.
 
 Kept equal on both sides, so the ratio is the way of running, not the work: the prompts (umi.format with the roles'
-prompt budget and the `assistant:` label — the reference's `planner:` label changes outputs, not cost), base,
-adapters, bf16, the CPU threads, the steps. Model loading is inside each side's time. Both sides' scores are
-printed beside the times (sampling and no grammar change the outputs, too).
+prompt budget and the `assistant:` label — the reference's `planner:` label changes outputs, not cost), adapters,
+the CPU threads, the steps; on transformers also the base weights and dtype (`--dtype auto`: bf16 where this CPU
+runs it fast, fp32 elsewhere). The llama.cpp side runs the quantized base umi ships, which is part of its way. Model
+loading is inside each side's time. Both sides' scores are printed beside the times (quantization, sampling and no
+grammar change the outputs, too).
 
-    python benchmarks/static_eval_reference.py [--steps 50] [--seed 0]
+    python benchmarks/static_eval_reference.py [--steps 50] [--seed 0] [--umi-engine llama.cpp|transformers]
+        [--batch-size 8] [--dtype auto|float32|bfloat16]
 """
 
 from __future__ import annotations
@@ -44,8 +50,8 @@ from umi.format import (
     step_text,
     summarizer_prompt,
 )
-from umi.models.hf import merged_base
-from umi.models.roles import roles_from_manifest, trained_roles_dir
+from umi.models.hf import bf16_is_fast, merged_base
+from umi.models.roles import default_roles, roles_from_manifest, trained_roles_dir
 from umi.schema import Step, Turn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,13 +77,13 @@ def merged_models(trained: Path) -> dict[str, Path]:
 class Pass:
     """One role's pass: its model loaded on its own, HF `generate` on one prompt at a time, sampling."""
 
-    def __init__(self, path: Path, seed: int) -> None:
+    def __init__(self, path: Path, seed: int, dtype: str) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         torch.manual_seed(seed)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16).eval()
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).eval()
         self.prompt_tokens = self.new_tokens = 0
 
     def generate(self, prompt: str) -> str:
@@ -96,17 +102,19 @@ class Pass:
         new = out[0, ids["input_ids"].shape[1] :]
         self.prompt_tokens += int(ids["input_ids"].shape[1])
         self.new_tokens += int(new.shape[0])
-        return self.tokenizer.decode(new, skip_special_tokens=True).split(END_OF_TURN)[0]
+        return str(self.tokenizer.decode(new, skip_special_tokens=True)).split(END_OF_TURN)[0]
 
 
-def reference_way(steps: list[Step], trained: Path, budget: PromptBudget, seed: int) -> dict[str, Any]:
+def reference_way(
+    steps: list[Step], trained: Path, budget: PromptBudget | None, seed: int, dtype: str
+) -> dict[str, Any]:
     """Planner pass, caller pass, summarizer pass, as the reference's static inference runs them."""
     models = merged_models(trained)
     start, cpu = time.perf_counter(), time.process_time()
     tokens = {"prompt": 0, "new": 0}
 
     def run_pass(role: str, prompts: dict[int, str]) -> dict[int, str]:
-        p = Pass(models[role], seed)
+        p = Pass(models[role], seed, dtype)
         out = {i: p.generate(prompt) for i, prompt in prompts.items()}
         tokens["prompt"] += p.prompt_tokens
         tokens["new"] += p.new_tokens
@@ -143,16 +151,21 @@ def reference_way(steps: list[Step], trained: Path, budget: PromptBudget, seed: 
     }
 
 
-def umi_way(manifest: Path, n_steps: int) -> dict[str, Any]:
-    """`run_static` with its defaults on the transformers engine (bf16), model loading included."""
+def umi_way(manifest: Path, n_steps: int, engine: str, batch_size: int, dtype: str) -> dict[str, Any]:
+    """`run_static` on `engine` (llama.cpp: the roles `umi eval static` binds by default), model loading included."""
     start, cpu = time.perf_counter(), time.process_time()
-    roles = roles_from_manifest(manifest, dtype="bfloat16")
+    roles = default_roles() if engine == "llama.cpp" else roles_from_manifest(manifest, dtype=dtype)
     with tempfile.TemporaryDirectory() as tmp:
-        run = run_static(OOD, roles, tmp, limit=n_steps, batch_size=8, max_new_tokens=MAX_NEW_TOKENS, constrain=True)
+        run = run_static(
+            OOD, roles, tmp, limit=n_steps, batch_size=batch_size, max_new_tokens=MAX_NEW_TOKENS, constrain=True
+        )
         rows = {
             (d["traj"], d["step"]): d["prediction"]
             for d in (json.loads(line) for line in run.predictions.read_text(encoding="utf-8").splitlines())
         }
+    close = getattr(roles.get("planner").engine, "close", None)
+    if close is not None:  # the llama.cpp server of the roles' shared base
+        close()
     costs = run.costs or {}
     total = {
         k: sum(float(c.get(k, 0)) for c in costs.values()) for k in ("prompt_tokens", "prefilled_tokens", "new_tokens")
@@ -176,7 +189,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=50, help="The first N steps of out_of_domain.json.")
     ap.add_argument("--seed", type=int, default=0, help="torch seed of the reference's sampling")
+    ap.add_argument("--umi-engine", choices=("llama.cpp", "transformers"), default="llama.cpp")
+    ap.add_argument("--batch-size", type=int, default=8, help="umi's transformers side: trajectories per batch")
+    ap.add_argument(
+        "--dtype", choices=("auto", "float32", "bfloat16"), default="auto", help="the transformers sides' weights"
+    )
     args = ap.parse_args()
+    dtype = args.dtype if args.dtype != "auto" else ("bfloat16" if bf16_is_fast("cpu") else "float32")
     head = results_header()
     found = trained_roles_dir()
     if found is None:
@@ -186,23 +205,31 @@ def main() -> None:
     steps = select_steps(iter_steps(trajectories), args.steps, None)
     manifest = json.loads((trained / "manifest.json").read_text(encoding="utf-8"))
     budget = PromptBudget.from_dict(manifest.get("prompt_budget"))
-    ref = reference_way(steps, trained, budget, args.seed)
+    ref = reference_way(steps, trained, budget, args.seed, dtype)
     print(f"reference's way: {ref['seconds']:.1f} s", flush=True)
-    ours = umi_way(found, args.steps)
+    ours = umi_way(found, args.steps, args.umi_engine, args.batch_size, dtype)
     print(f"umi's way: {ours['seconds']:.1f} s", flush=True)
     ours["preds"] = [ours["rows"][(s.traj, s.step)] for s in steps]
     sc = {"reference": scores(steps, ref["preds"], trajectories), "umi": scores(steps, ours["preds"], trajectories)}
     ratio = ref["seconds"] / ours["seconds"]
+    umi_words = (
+        "the Q4_1 GGUF base and LoRA adapters on llama.cpp, one slot per role, a trajectory at a time, steps in order"
+        if args.umi_engine == "llama.cpp"
+        else f"transformers in {dtype}, batches of {args.batch_size}"
+        + (" (batch 1: per-role prefix caches)" if args.batch_size == 1 else " (batched calls bypass the prefix cache)")
+    )
     lines = [
         "# Static evaluation: umi's way vs the reference implementation's way\n",
-        f"The first {len(steps)} steps of `out_of_domain.json`, the shipped GLPFT roles on transformers bf16 "
-        "(2-core CPU), one run; what each way is: `benchmarks/static_eval_reference.py`'s docstring.\n",
+        f"The first {len(steps)} steps of `out_of_domain.json`, the shipped GLPFT roles (2-core CPU; "
+        f"{'AMX / AVX512-BF16' if bf16_is_fast('cpu') else 'no AMX or AVX512-BF16'}), one run. The reference's way: "
+        f"merged models on transformers in {dtype}. umi's way: {umi_words}. What each way is: "
+        "`benchmarks/static_eval_reference.py`'s docstring.\n",
         "| way | wall s | CPU s | prompt tokens | prefilled | new tokens | Plan ACC | Act EM | Hallu | Arg F1 |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for label, r, s in (
         ("reference's (3 passes, HF generate, batch 1, sampling, no grammar, no cache)", ref, sc["reference"]),
-        ("umi's (`run_static`: batches, grammars, per-role prefix caches, greedy)", ours, sc["umi"]),
+        (f"umi's (`run_static` on {args.umi_engine}: grammars, per-role prompt caches, greedy)", ours, sc["umi"]),
     ):
         lines.append(
             f"| {label} | {r['seconds']:.1f} | {r['cpu']:.1f} | {r['prompt']} | {r['prefilled']} | {r['new']} | "

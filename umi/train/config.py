@@ -41,7 +41,7 @@ class TrainConfig(BaseModel):
     # adapted layer: at 0.5 it costs half (`benchmarks/train_throughput.py`, mode `top-half`).
     lora_top_fraction: float | None = None
     gradient_checkpointing: bool = False
-    bf16: bool | None = None  # None: bf16 where the device supports it fast (CUDA with bf16), fp32 elsewhere
+    bf16: bool | None = None  # None: bf16 where it is fast (CUDA with bf16, AMX / AVX512-BF16 CPUs), fp32 elsewhere
     packing: bool = False
     # Prefix-shared packing (umi.train.prefix_pack): one trajectory's rows of a role in one sequence, exact.
     # A micro-batch is then one pack of at most `pack_tokens` tokens; `grad_accum` packs make an optimizer step.
@@ -92,7 +92,8 @@ def _cpu_small(stage: Stage) -> TrainConfig:
 
 def _cpu_epoch(stage: Stage) -> TrainConfig:
     """One full epoch of every row set on one 2-core CPU: budgeted rows (no truncation: `max_length` only guards),
-    exact prefix-shared packs of at most 3,072 tokens, the LM head only at loss positions, bf16 autocast, 4 packs
+    exact prefix-shared packs of at most 3,072 tokens, the LM head only at loss positions, bf16 autocast where the CPU
+    runs it fast (`umi.models.hf.bf16_is_fast`), 4 packs
     per optimizer step (about 10 rows), LoRA r 8 at LoRA-sized rates on the upper half of the layers (stage 1) and
     the upper quarter (stage 2, which only specialises the stage-1 model), stage 2's rate below stage 1's as in the
     paper."""
@@ -106,7 +107,7 @@ def _cpu_epoch(stage: Stage) -> TrainConfig:
         "save_every": 5,
         "threads": 2,
         "warmup_ratio": 0.05,
-        "bf16": True,  # autocast: AMX / AVX512-BF16 CPUs run bf16 matmuls about 3x faster than fp32
+        "bf16": None,  # autocast where fast: AMX / AVX512-BF16 CPUs about 3x faster than fp32, AVX2 CPUs 8x slower
         "lora_top_fraction": 0.5,  # the upper half of the layers: the backward pass stops halfway (about 2x)
     }
     if stage in ("stage1", "multitask"):

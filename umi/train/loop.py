@@ -29,6 +29,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from umi.models.hf import bf16_is_fast
 from umi.schema import Row
 from umi.train.checkpoint import checkpoints, load_checkpoint, read_metrics, save_checkpoint
 from umi.train.config import TrainConfig
@@ -175,9 +176,7 @@ def train(
         return TrainResult(out, out / done["artifact"], done["steps"], losses, done["seconds"])
     if checkpoints(out) and not resume:
         raise FileExistsError(f"{out}: holds checkpoints of an earlier run; pass --resume or use a new --out")
-    bf16 = (
-        config.bf16 if config.bf16 is not None else bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    )
+    bf16 = config.bf16 if config.bf16 is not None else bf16_is_fast("cuda" if torch.cuda.is_available() else "cpu")
     accelerator = Accelerator(mixed_precision="bf16" if bf16 else "no", gradient_accumulation_steps=config.grad_accum)
     main = accelerator.is_main_process
     if main:
