@@ -8,9 +8,11 @@ same rows once (one optimizer step per trajectory's rows, after one untimed warm
 * `dynamic`      — today's path (`cpu-small`'s, one row per micro-batch so nothing is padded and memory stays
                    bounded): fp32, logits at every position;
 * `lm-head`      — + the vocabulary projection only at positions that carry a loss;
-* `lm-head+bf16` — + bf16 autocast (AMX / AVX512-BF16 matmuls on CPUs that have them);
-* `prefix-pack`  — + exact prefix-shared packing (one sequence per trajectory, the shared prefix computed once):
-                   the `cpu-epoch` path;
+* `lm-head+bf16` — + bf16 autocast (AMX / AVX512-BF16 matmuls on CPUs that have them; emulated, and slower, on
+                   CPUs without them);
+* `prefix-pack`  — `lm-head` + exact prefix-shared packing (one sequence per trajectory, the shared prefix computed
+                   once), with bf16 autocast where `umi.models.hf.bf16_is_fast` says this CPU runs it fast: the
+                   `cpu-epoch` path, which makes the same choice;
 * `top-half`     — `prefix-pack` with LoRA on the upper half of the layers only (the backward pass stops there).
 * `top-quarter`  — the same with LoRA on the upper quarter.
 
@@ -68,7 +70,7 @@ def child(mode: str, args: argparse.Namespace) -> dict[str, float]:
     rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     packed = mode in ("prefix-pack", "top-half", "top-quarter")
-    bf16 = mode in ("lm-head+bf16", "prefix-pack", "top-half", "top-quarter")
+    bf16 = mode == "lm-head+bf16" or (packed and _fast_bf16())
     steps = []
     for rows in groups:
         enc = encode_rows(rows, tok, 8192)
@@ -105,6 +107,12 @@ def child(mode: str, args: argparse.Namespace) -> dict[str, float]:
     }
 
 
+def _fast_bf16() -> bool:
+    from umi.models.hf import bf16_is_fast
+
+    return bf16_is_fast("cpu")
+
+
 def _load() -> str:
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -138,7 +146,13 @@ def main() -> None:
         f"{args.trajectories} trajectories of the tool-disjoint train part ({base['rows']} rows) under the default "
         "prompt budget; each mode trains every row once (one optimizer step per trajectory, after one untimed "
         "warm-up step), forward + backward + AdamW, in its own process; packs of at most "
-        f"{args.pack_tokens} tokens. Target tokens (those carrying loss) are the "
+        f"{args.pack_tokens} tokens. This CPU "
+        + (
+            "has AMX / AVX512-BF16 units: the packed modes run bf16 autocast"
+            if _fast_bf16()
+            else "has no AMX or AVX512-BF16 units: the packed modes run fp32 (as `cpu-epoch` does here)"
+        )
+        + ". Target tokens (those carrying loss) are the "
         "same work in every mode; 'tokens processed' shows what prefix sharing removes. Ratios are against the "
         "first row.",
         "",

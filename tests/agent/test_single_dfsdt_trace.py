@@ -110,7 +110,7 @@ def test_tool_failure_mid_run_keeps_the_trace(tmp_path: Path) -> None:
 
 
 def test_dfsdt_continues_a_multi_turn_history(toolbox) -> None:
-    from umi.agent.multi import turn
+    from umi.agent.base import turn
 
     specs, ex = toolbox
     roles = make_roles(["done\n Next: conclusion."], [], ["second answer"])

@@ -18,8 +18,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from umi.agent.base import AgentBase, turn
 from umi.agent.episode import Episode
-from umi.agent.multi import AgentBase, turn
 from umi.schema import Turn
 
 

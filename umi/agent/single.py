@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from umi.agent.base import AgentBase, turn
 from umi.agent.episode import Episode
 from umi.agent.marker import finish_backbones, needs_tail
-from umi.agent.multi import AgentBase, turn
 from umi.agent.trace import TraceWriter
 from umi.format import backbone_prompt, caller_text, parse_backbone, planner_text, render_observation
 from umi.models.base import CostLedger
