@@ -60,6 +60,9 @@ class Config:
     single: bool = False
     gold_thought: bool = False
     dtype: str = "bfloat16"
+    #: llama.cpp only: the base's storage, "Q4_1" as shipped or "Q8_0" requantized (`umi.models.gguf_merge`);
+    #: the adapters apply at run time either way. "merged-Q8_0": one merged Q8_0 model per role (an experiment).
+    quant: str = "Q4_1"
 
 
 #: The rows both tables show: the no-model floor and the bare base zero-shot, constrained and not. The zero-shot
@@ -108,21 +111,19 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 def engine_words(args: argparse.Namespace) -> str:
     """How the table's runs generated, in words."""
     model = (
-        "(Q4_1) on llama.cpp"
+        "(Q4_1 unless the row says Q8_0; adapters applied at run time unless it says merged) on llama.cpp"
         if args.engine == "llama.cpp"
         else "(Q4_1 dequantized; bf16 unless the row says fp32) on transformers"
     )
-    threads = (
-        "thread counts as each row's commands below say"
-        if args.report_only
-        else f"{args.threads} thread(s)"
-    )
+    threads = "thread counts as each row's commands below say" if args.report_only else f"{args.threads} thread(s)"
     return f"embedded SmolLM2-135M {model}, greedy, ≤{args.max_new_tokens} new tokens per call, {threads}"
 
 
-def bind(source: str, threads: int, engine: str = "transformers", dtype: str = "bfloat16") -> Roles:
+def bind(
+    source: str, threads: int, engine: str = "transformers", dtype: str = "bfloat16", quant: str = "Q4_1"
+) -> Roles:
     """The roles of `source` (`embedded`, or `embedded-glpft` = the shipped roles) on `engine`: llama.cpp with
-    `threads` threads, or transformers in `dtype`."""
+    `threads` threads and the base stored as `quant` (see `Config.quant`), or transformers in `dtype`."""
     table: dict[str, Any]
     if source == "stage1":
         if engine != "transformers":
@@ -141,7 +142,25 @@ def bind(source: str, threads: int, engine: str = "transformers", dtype: str = "
         raise SystemExit("this umi build ships no trained roles (umi/assets/roles/smollm2-glpft)")
     if engine == "transformers":
         return roles_from_manifest(trained, dtype=dtype)
-    return llamacpp_roles_from_manifest(trained, n_threads=threads)
+    if quant == "merged-Q8_0":
+        return _merged_roles(trained, threads)
+    return llamacpp_roles_from_manifest(trained, n_threads=threads, base_quant=None if quant == "Q4_1" else quant)
+
+
+def _merged_roles(manifest: Path, threads: int) -> Roles:
+    """Each role's own GGUF: the base with its stage-1 and role adapters folded in, Q8_0, a server per role."""
+    from umi.models.gguf_merge import cached_merged_gguf
+    from umi.models.role_config import llamacpp_manifest_config
+
+    rc = llamacpp_manifest_config(manifest, n_threads=threads, base_quant=None)
+    base = rc.config["engines"].pop("base")
+    for role, spec in rc.config["roles"].items():
+        stack = [base["loras"][n] for n in base["base_loras"]]
+        stack += [base["loras"][spec["adapter"]]] if spec.get("adapter") else []
+        model = str(cached_merged_gguf(base["model"], stack, quant="Q8_0"))
+        rc.config["engines"][role] = {"kind": "llama.cpp", "model": model, "n_ctx": 8192, "n_threads": threads}
+        rc.config["roles"][role] = {"engine": role}
+    return load_roles(rc.config)
 
 
 def prepare(args: argparse.Namespace) -> list[StepKey]:
@@ -275,7 +294,9 @@ def _run_one(cfg: Config, args: argparse.Namespace, keys: list[StepKey]) -> None
     if cfg.source == "first-tool":
         write_baseline("first-tool", args.data, folder, keys=keys)
         return
-    roles = bind(cfg.source, args.threads, args.engine, cfg.dtype)
+    if cfg.quant != "Q4_1" and args.engine != "llama.cpp":
+        raise SystemExit(f"{cfg.name}: a GGUF storage choice; add --engine llama.cpp")
+    roles = bind(cfg.source, args.threads, args.engine, cfg.dtype, cfg.quant)
     run = run_static(
         args.data,
         roles,

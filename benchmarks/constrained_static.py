@@ -26,6 +26,20 @@ from _static_subset import (
 CONFIGS = [
     FIRST_TOOL,
     Config("glpft-constrained", "embedded-glpft", True, "shipped GLPFT roles, constrained"),
+    Config(
+        "glpft-constrained-q8",
+        "embedded-glpft",
+        True,
+        "shipped GLPFT roles, constrained, base requantized to Q8_0 (llama.cpp)",
+        quant="Q8_0",
+    ),
+    Config(
+        "glpft-constrained-merged",
+        "embedded-glpft",
+        True,
+        "shipped GLPFT roles, constrained, merged Q8_0 model per role (llama.cpp)",
+        quant="merged-Q8_0",
+    ),
     GLPFT_FP32,
     ZERO_SHOT[0],
     Config("glpft-free", "embedded-glpft", False, "shipped GLPFT roles, unconstrained"),

@@ -4,9 +4,11 @@ The speed runs turn llama.cpp's prompt cache off so both engines prefill in full
 Each engine runs in its own subprocess so its peak resident memory is its own. Prefill speed comes from a
 1-token generation; decode speed from the extra time of a 64-token generation. Per-role caches: 4 successive
 steps of one trajectory (a growing history), planner then caller each step (gold thoughts), on the shipped GLPFT
-roles (planner and caller LoRAs on one base), on llama.cpp (one slot per role, and one slot for every role as
-before) and transformers (prefix KV cache on and off): per role, prompt tokens cached vs prefilled, and whether
-the greedy texts match the uncached run.
+roles, on llama.cpp (the base requantized to Q8_0, umi's default; the shipped Q4_1 base; a merged Q8_0 model per
+role; all with one slot per role; and the Q4_1 base with one slot for every role as before) and transformers (prefix
+KV cache on and off): per role, prompt tokens cached vs prefilled, and whether the greedy texts match the uncached
+run. The speed table also runs the shipped planner role (stage-1 + planner LoRAs at run time) on the Q4_1 and the
+Q8_0 base, and as one merged Q8_0 model.
 
     python benchmarks/engines.py
 """
@@ -29,7 +31,9 @@ NEW = 64
 TARGET = 1500  # prompt tokens
 CHAIN_NEW = 16  # new tokens per call of the per-role chain
 CHAIN_KINDS = {
-    "chain-llama.cpp": "llama.cpp, one slot per role",
+    "chain-llama.cpp-q8": "llama.cpp, Q8_0 base, one slot per role",
+    "chain-llama.cpp-merged": "llama.cpp, merged Q8_0 model per role",
+    "chain-llama.cpp": "llama.cpp, Q4_1 base, one slot per role",
     "chain-llama.cpp-one-slot": "llama.cpp, one slot for every role",
     "chain-transformers": "transformers, prefix cache per role",
     "chain-transformers-nocache": "transformers, no prefix cache",
@@ -63,14 +67,19 @@ def run_chain(kind: str, calls: list[list[str]]) -> dict[str, Any]:
 
     manifest = trained_roles_dir()
     assert manifest is not None, "the per-role chain needs the shipped GLPFT roles"
-    if kind.startswith("chain-llama.cpp"):
-        rc = llamacpp_manifest_config(manifest, n_ctx=8192)
+    if kind.endswith("merged"):
+        from _static_subset import _merged_roles
+
+        roles = _merged_roles(manifest, os.cpu_count() or 1)
+    elif kind.startswith("chain-llama.cpp"):
+        rc = llamacpp_manifest_config(manifest, n_ctx=8192, base_quant="Q8_0" if kind.endswith("q8") else None)
         if kind.endswith("one-slot"):
             rc.config["engines"]["base"]["slots"] = []
+        roles = bind_roles(rc)
     else:
         rc = manifest_config(manifest)
         rc.config["engines"]["lora"]["prefix_cache"] = not kind.endswith("nocache")
-    roles = bind_roles(rc)
+        roles = bind_roles(rc)
     params = GenerationParams(max_new_tokens=CHAIN_NEW)
     per_role: dict[str, dict[str, float]] = {}
     texts = []
@@ -108,19 +117,40 @@ def run_engine(kind: str, prompts_file: Path) -> dict[str, Any]:
         return run_chain(kind, json.loads(prompts_file.read_text())[1])
     start = time.perf_counter()
     engine: Any
+    adapter = None
     if kind == "transformers":
         from umi.models.hf import TransformersEngine
 
         engine = TransformersEngine("embedded")
-    else:
+    elif kind == "llama.cpp":
         from umi.models.llamacpp import LlamaCppEngine
 
         engine = LlamaCppEngine("embedded", cache_prompt=False, n_ctx=8192)
+    else:  # the shipped planner role: run-time LoRAs on the Q4_1 base, or its merged Q8_0 model
+        from umi.models.llamacpp import LlamaCppEngine
+        from umi.models.role_config import llamacpp_manifest_config
+        from umi.models.roles import trained_roles_dir
+
+        manifest = trained_roles_dir()
+        assert manifest is not None, "the planner rows need the shipped GLPFT roles"
+        if kind == "llama.cpp-planner-merged":
+            from umi.models.gguf_merge import cached_merged_gguf
+
+            spec = llamacpp_manifest_config(manifest, base_quant=None).config["engines"]["base"]
+            stack = [spec["loras"]["stage1"], spec["loras"]["planner"]]
+            engine = LlamaCppEngine(str(cached_merged_gguf("embedded", stack)), cache_prompt=False, n_ctx=8192)
+        else:
+            quant = "Q8_0" if kind.endswith("q8") else None
+            spec = llamacpp_manifest_config(manifest, base_quant=quant).config["engines"]["base"]
+            engine = LlamaCppEngine(
+                spec["model"], cache_prompt=False, n_ctx=8192, loras=spec["loras"], base_loras=spec["base_loras"]
+            )
+            adapter = "planner"
     load = time.perf_counter() - start
     prompt, _ = json.loads(prompts_file.read_text())  # built by the parent: no tokenizer in this process
-    engine.complete(["warm up"], GenerationParams(max_new_tokens=2))
-    one = engine.complete([prompt + " "], GenerationParams(max_new_tokens=1))[0]  # distinct: no cache hit
-    full = engine.complete([prompt + "  "], GenerationParams(max_new_tokens=NEW))[0]
+    engine.complete(["warm up"], GenerationParams(max_new_tokens=2), adapter=adapter)
+    one = engine.complete([prompt + " "], GenerationParams(max_new_tokens=1), adapter=adapter)[0]  # no cache hit
+    full = engine.complete([prompt + "  "], GenerationParams(max_new_tokens=NEW), adapter=adapter)[0]
     decode_s = max(1e-9, full.seconds - one.seconds)
     return {
         "load_seconds": load,
@@ -146,8 +176,7 @@ def chain_lines(results: dict[str, Any]) -> list[str]:
         "",
         "## Per-role prompt caches: 4 steps of one trajectory, planner then caller each step",
         "",
-        f"Shipped GLPFT roles (planner and caller LoRAs on one base), gold thoughts, ≤{CHAIN_NEW} new tokens per "
-        "call, greedy; 8 calls alternating roles.",
+        f"Shipped GLPFT roles, gold thoughts, ≤{CHAIN_NEW} new tokens per call, greedy; 8 calls alternating roles.",
         "",
         "| engine | role | prompt tokens | cached | prefilled | model seconds | same text as |",
         "|---|---|---:|---:|---:|---:|---|",
@@ -165,6 +194,7 @@ def chain_lines(results: dict[str, Any]) -> list[str]:
                 f"{same} / {len(r['texts'])} calls: {ref_label} |"
             )
     ll, tf = results["chain-llama.cpp"], results["chain-transformers"]
+    q8, mg = results["chain-llama.cpp-q8"], results["chain-llama.cpp-merged"]
 
     def prefilled(r: dict[str, Any]) -> int:
         return int(sum(t["prefilled"] for t in r["roles"].values()))
@@ -173,6 +203,9 @@ def chain_lines(results: dict[str, Any]) -> list[str]:
         "",
         f"- llama.cpp: one slot per role prefills **{prefilled(base_ll) / max(1, prefilled(ll)):.2f}× fewer** prompt "
         f"tokens than one slot for every role; the chain takes {base_ll['seconds'] / ll['seconds']:.2f}× less time.",
+        f"- llama.cpp, one slot per role: the Q8_0 base takes **{ll['seconds'] / q8['seconds']:.2f}× less time** than "
+        f"the Q4_1 base, merged Q8_0 models {ll['seconds'] / mg['seconds']:.2f}× (prefilling {prefilled(q8)}, "
+        f"{prefilled(mg)} and {prefilled(ll)} tokens).",
         f"- transformers: the per-role prefix cache prefills **{prefilled(base_tf) / max(1, prefilled(tf)):.2f}× "
         f"fewer** prompt tokens than no cache; the chain takes {base_tf['seconds'] / tf['seconds']:.2f}× less time.",
     ]
@@ -191,13 +224,15 @@ def main() -> None:
     head = header()
     load_before = os.getloadavg()[0]
     results = {}
-    for kind in ("llama.cpp", "transformers", *CHAIN_KINDS):
+    planner_kinds = ("llama.cpp-planner-q4", "llama.cpp-planner-q8", "llama.cpp-planner-merged")
+    for kind in ("llama.cpp", *planner_kinds, "transformers", *CHAIN_KINDS):
         out = subprocess.run(
             [sys.executable, __file__, "--engine", kind, str(prompts_file)], capture_output=True, text=True, check=True
         )
         results[kind] = json.loads(out.stdout.strip().splitlines()[-1])
         print(kind, results[kind], flush=True)
     lc, tf = results["llama.cpp"], results["transformers"]
+    pl, pq, pm = (results[k] for k in planner_kinds)
     lines = [
         *head,
         "# Engines: embedded SmolLM2-135M on this 2-core CPU",
@@ -209,12 +244,23 @@ def main() -> None:
         "|---|---|---:|---:|---:|---:|",
         f"| llama.cpp (xllamacpp) | Q4_1 GGUF | {lc['load_seconds']:.1f} | {lc['prefill_tok_s']:.0f} | "
         f"{lc['decode_tok_s']:.1f} | {lc['peak_rss_mib']:.0f} |",
+        f"| llama.cpp, shipped planner | Q4_1 GGUF + stage-1 and planner LoRAs at run time | "
+        f"{pl['load_seconds']:.1f} | {pl['prefill_tok_s']:.0f} | {pl['decode_tok_s']:.1f} | {pl['peak_rss_mib']:.0f} |",
+        f"| llama.cpp, shipped planner | Q8_0 GGUF (requantized) + the same LoRAs at run time (umi's default) | "
+        f"{pq['load_seconds']:.1f} | {pq['prefill_tok_s']:.0f} | {pq['decode_tok_s']:.1f} | {pq['peak_rss_mib']:.0f} |",
+        f"| llama.cpp, shipped planner | one merged Q8_0 GGUF (base + both adapters) | {pm['load_seconds']:.1f} | "
+        f"{pm['prefill_tok_s']:.0f} | {pm['decode_tok_s']:.1f} | {pm['peak_rss_mib']:.0f} |",
         f"| transformers | fp32 (dequantized GGUF) | {tf['load_seconds']:.1f} | {tf['prefill_tok_s']:.0f} | "
         f"{tf['decode_tok_s']:.1f} | {tf['peak_rss_mib']:.0f} |",
         "",
         f"- llama.cpp / transformers: prefill **{lc['prefill_tok_s'] / tf['prefill_tok_s']:.2f}×**, decode "
         f"**{lc['decode_tok_s'] / tf['decode_tok_s']:.2f}×**, peak memory "
         f"**{lc['peak_rss_mib'] / tf['peak_rss_mib']:.2f}×**.",
+        f"- shipped planner against the Q4_1 base with run-time LoRAs: Q8_0 base prefill "
+        f"**{pq['prefill_tok_s'] / pl['prefill_tok_s']:.2f}×**, "
+        f"decode **{pq['decode_tok_s'] / pl['decode_tok_s']:.2f}×**; "
+        f"merged Q8_0 prefill {pm['prefill_tok_s'] / pl['prefill_tok_s']:.2f}×, decode "
+        f"{pm['decode_tok_s'] / pl['decode_tok_s']:.2f}× (a merged binding holds a model per role).",
         *chain_lines(results),
         "",
         f"1-minute load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (2 cores, shared with other "

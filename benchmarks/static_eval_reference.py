@@ -8,11 +8,11 @@ config (`do_sample=True`, the seed fixed here), up to 512 new tokens, stopped at
 reuse (every call prefills its whole prompt).
 
 umi's way: `run_static` as `umi eval static` runs it. `--umi-engine llama.cpp` (the default, as `umi eval static`
-binds the shipped roles): the Q4_1 GGUF base with the roles' LoRA adapters on llama.cpp, one server slot per role
-(each role's prompt cache survives the others' calls), one trajectory at a time with its steps in order, greedy,
-role grammars. `--umi-engine transformers`: one base with the adapters switched per call, batches of
-`--batch-size` trajectories (one step of each; batch 1 uses the per-role prefix caches), greedy, role grammars.
-Both up to 512 new tokens.
+binds the shipped roles): the embedded base requantized to Q8_0 with the roles' LoRA adapters on llama.cpp, one
+server slot per role (each role's prompt cache survives the others' calls), one trajectory at a time with its
+steps in order, greedy, role grammars. `--umi-engine transformers`: one base with the adapters switched per call,
+batches of `--batch-size` trajectories (one step of each; batch 1 uses the per-role prefix caches), greedy, role
+grammars. Both up to 512 new tokens.
 
 Kept equal on both sides, so the ratio is the way of running, not the work: the prompts (umi.format with the roles'
 prompt budget and the `assistant:` label — the reference's `planner:` label changes outputs, not cost), adapters,
@@ -163,9 +163,11 @@ def umi_way(manifest: Path, n_steps: int, engine: str, batch_size: int, dtype: s
             (d["traj"], d["step"]): d["prediction"]
             for d in (json.loads(line) for line in run.predictions.read_text(encoding="utf-8").splitlines())
         }
-    close = getattr(roles.get("planner").engine, "close", None)
-    if close is not None:  # the llama.cpp server of the roles' shared base
-        close()
+    engines = {id(b.engine): b.engine for b in roles.bound().values()}
+    for each in engines.values():  # the llama.cpp server(s)
+        close = getattr(each, "close", None)
+        if close is not None:
+            close()
     costs = run.costs or {}
     total = {
         k: sum(float(c.get(k, 0)) for c in costs.values()) for k in ("prompt_tokens", "prefilled_tokens", "new_tokens")
@@ -213,7 +215,8 @@ def main() -> None:
     sc = {"reference": scores(steps, ref["preds"], trajectories), "umi": scores(steps, ours["preds"], trajectories)}
     ratio = ref["seconds"] / ours["seconds"]
     umi_words = (
-        "the Q4_1 GGUF base and LoRA adapters on llama.cpp, one slot per role, a trajectory at a time, steps in order"
+        "the base requantized to Q8_0 (`umi.models.gguf_merge`) with the roles' LoRA adapters on llama.cpp, one "
+        "slot per role, a trajectory at a time, steps in order"
         if args.umi_engine == "llama.cpp"
         else f"transformers in {dtype}, batches of {args.batch_size}"
         + (" (batch 1: per-role prefix caches)" if args.batch_size == 1 else " (batched calls bypass the prefix cache)")

@@ -194,10 +194,14 @@ def test_gguf_conversion_refuses_an_adapter_of_another_model(tiny_llama: Path, t
         peft_to_gguf_lora(tmp_path, tmp_path / "y.gguf")
 
 
-def test_glpft_manifest_binds_on_llamacpp_like_on_transformers(umi_cache: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("base_quant", [None, "Q8_0", "merged"])
+def test_glpft_manifest_binds_on_llamacpp_like_on_transformers(
+    umi_cache: Path, tmp_path: Path, base_quant: str | None
+) -> None:
     """A packaged-style GLPFT manifest on the embedded base (stage-1 adapter under `base_adapters`, one adapter per
     role): bound on llama.cpp (converted GGUF LoRAs, stage 1 always on) it generates what the transformers binding
-    (stage 1 merged into the base, role adapter on top) generates."""
+    (stage 1 merged into the base, role adapter on top) generates, on the shipped Q4_1 base and on its Q8_0 copy
+    (umi's default); and so does one Q8_0 model with both adapters folded in (`merge_gguf_loras`)."""
     import json
 
     from umi.models.embedded import embedded_gguf
@@ -216,7 +220,26 @@ def test_glpft_manifest_binds_on_llamacpp_like_on_transformers(umi_cache: Path, 
         "roles": {"planner": {"adapter": "planner"}},
     }
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    fast = llamacpp_roles_from_manifest(tmp_path / "manifest.json", n_ctx=256)
+    quant = "Q8_0" if base_quant == "merged" else base_quant
+    fast = llamacpp_roles_from_manifest(tmp_path / "manifest.json", n_ctx=256, base_quant=quant)
+    engine = fast.get("planner").engine
+    assert engine.model_path.name.endswith(".Q8_0.gguf") is (quant == "Q8_0")  # type: ignore[attr-defined]
+    if base_quant == "merged":
+        from umi.models.gguf_merge import merge_gguf_loras
+        from umi.models.llamacpp import LlamaCppEngine
+
+        loras = engine._lora_ids  # type: ignore[attr-defined]
+        assert set(loras) == {"stage1", "planner"}
+        paths = [engine.lora_paths[n] for n in ("stage1", "planner")]  # type: ignore[attr-defined]
+        merged = LlamaCppEngine(merge_gguf_loras("embedded", paths, tmp_path / "planner.gguf"), n_ctx=256)
+        params = GenerationParams(max_new_tokens=GREEDY_TOKENS)
+        planner = [merged.complete([p], params)[0].text for p in PROMPTS]
+        merged.close()
+        reference = roles_from_manifest(tmp_path / "manifest.json").get("planner")
+        agree = [_agreement(reference.engine, reference.adapter, p, t) for p, t in zip(PROMPTS, planner, strict=True)]
+        assert all(_same_until_a_near_tie(a) for a in agree), (agree, planner)
+        assert sum(n for n, _ in agree) >= GREEDY_TOKENS // 2
+        return
     slow = roles_from_manifest(tmp_path / "manifest.json")
     params = GenerationParams(max_new_tokens=GREEDY_TOKENS)
     planner = [fast.get("planner").complete([p], params)[0].text for p in PROMPTS]
@@ -230,3 +253,35 @@ def test_glpft_manifest_binds_on_llamacpp_like_on_transformers(umi_cache: Path, 
     # transformers: the backbone is the same engine with no role adapter (stage 1 is merged into its base)
     backbone = slow.get("backbone")
     assert backbone.engine is reference.engine and backbone.adapter is None
+
+
+def test_merge_refuses_adapters_of_another_model_and_unknown_quants(
+    gguf_loras: dict[str, Path], tmp_path: Path
+) -> None:
+    """`merge_gguf_loras` checks every adapted tensor against the base and names the supported quantizations."""
+    from umi.models.base import EngineError
+    from umi.models.gguf_merge import merge_gguf_loras
+
+    with pytest.raises(EngineError, match="use one of Q8_0, F16"):
+        merge_gguf_loras("embedded", [gguf_loras["planner"]], tmp_path / "x.gguf", quant="Q3_K")
+    wrong = _lora_of_shape(tmp_path / "wrong.gguf", n_in=100, n_out=576)  # SmolLM2's attn_q is 576 x 576
+    with pytest.raises(EngineError, match="merge onto the base the adapters were made for"):
+        merge_gguf_loras("embedded", [wrong], tmp_path / "y.gguf")
+
+
+def _lora_of_shape(path: Path, *, n_in: int, n_out: int) -> Path:
+    """A one-tensor GGUF LoRA on blk.0.attn_q of the given shape (another model's adapter, for the embedded base)."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_string("general.type", "adapter")
+    writer.add_string("adapter.type", "lora")
+    writer.add_float32("adapter.lora.alpha", 16.0)
+    writer.add_tensor("blk.0.attn_q.weight.lora_a", np.ones((8, n_in), dtype=np.float32))
+    writer.add_tensor("blk.0.attn_q.weight.lora_b", np.ones((n_out, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

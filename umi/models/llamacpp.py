@@ -82,6 +82,7 @@ class LlamaCppEngine:
         self.slots = SlotTable(slots, self.n_parallel)
         self.n_ctx = n_ctx
         self._lora_ids: dict[str, int] = {}
+        self.lora_paths: dict[str, Path] = {}  # each loaded adapter's GGUF file
         params = xllamacpp.CommonParams()
         params.model.path = str(self.model_path)
         params.n_ctx = n_ctx * self.slots.total  # llama.cpp splits n_ctx evenly over its slots
@@ -112,6 +113,7 @@ class LlamaCppEngine:
             info.scale = 0.0
             adapters.append(info)
             self._lora_ids[name] = i
+            self.lora_paths[name] = p
         missing = [name for name in base_loras if name not in self._lora_ids]
         if missing:
             raise EngineError(

@@ -57,10 +57,19 @@ def roles_from_manifest(path: Path, *, dtype: str | None = None) -> Roles:
 
 
 def llamacpp_roles_from_manifest(
-    path: Path, *, n_ctx: int = 8192, n_threads: int | None = None, n_parallel: int = 1
+    path: Path,
+    *,
+    n_ctx: int = 8192,
+    n_threads: int | None = None,
+    n_parallel: int = 1,
+    base_quant: str | None = "Q8_0",
 ) -> Roles:
-    """A LoRA run on a GGUF base bound on llama.cpp (see `umi.models.role_config.llamacpp_manifest_config`)."""
-    return bind_roles(llamacpp_manifest_config(path, n_ctx=n_ctx, n_threads=n_threads, n_parallel=n_parallel))
+    """A LoRA run on a GGUF base bound on llama.cpp (see `umi.models.role_config.llamacpp_manifest_config`):
+    one base, requantized to `base_quant` (None: as shipped), with the adapters applied per request."""
+    config = llamacpp_manifest_config(
+        path, n_ctx=n_ctx, n_threads=n_threads, n_parallel=n_parallel, base_quant=base_quant
+    )
+    return bind_roles(config)
 
 
 def load_roles(source: str | Path | dict[str, Any] | None = None, **flags: str | None) -> Roles:
