@@ -1,10 +1,11 @@
 """A GGUF requantized (to Q8_0 or F16), optionally with GGUF LoRAs folded in.
 
 Why: the embedded base is Q4_1, which llama.cpp's AVX2 kernels prefill slowly; the same weights stored as Q8_0
-prefill about 1.6x faster on this project's CPU (`benchmarks/engines.py`), so the shipped roles bind on a Q8_0
-copy of the base (made once, cached) with their adapters still applied at run time. Folding the adapters in (one
-model per role) was measured too and bought nothing more, for a model per role in memory; it stays available for
-deployments that want a role as one file.
+ran the shipped planner 1.35x faster at prefill and 1.59x at decode on this project's CPU
+(`benchmarks/results/engines.md`), so the shipped roles bind on a Q8_0 copy of the base (made once, cached) with
+their adapters still applied at run time. Folding the adapters in (one model per role) was measured too: no clear
+gain (faster prefill, slower decode in one measurement), a model per role in memory, and a lower static-subset
+score; it stays available for deployments that want a role as one file.
 
 The merge is plain arithmetic on the GGUF tensors llama.cpp would combine at run time: every quantized weight
 `W` becomes `W + Σ (alpha / r) · B·A` over the adapters given (the LoRA GGUFs already hold B's rows in llama.cpp's

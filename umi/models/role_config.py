@@ -154,8 +154,9 @@ def llamacpp_manifest_config(
     `base_adapters` (GLPFT's stage 1) stay on for every request, each role adds its own, and the backbone role is
     the base plus those base adapters (GLPFT stage 1 is the single-LLM model).
 
-    `base_quant` ("Q8_0", the default): the base runs requantized to Q8_0 (`umi.models.gguf_merge`, cached), which
-    llama.cpp's AVX2 kernels prefill about 1.6x faster than the embedded Q4_1 (`benchmarks/engines.py`); the
+    `base_quant` ("Q8_0", the default): the base runs requantized to Q8_0 (`umi.models.gguf_merge`, cached), on which
+    llama.cpp's AVX2 kernels ran the shipped planner 1.35x faster at prefill and 1.59x at decode than on the embedded
+    Q4_1 (`benchmarks/results/engines.md`); the
     adapters still apply at run time, exactly as converted. None: the base file as it is."""
     from umi.models.embedded import EMBEDDED, GEMMA
     from umi.models.gguf_lora import cached_gguf_lora
