@@ -143,11 +143,11 @@ def bind(
     if engine == "transformers":
         return roles_from_manifest(trained, dtype=dtype)
     if quant == "merged-Q8_0":
-        return _merged_roles(trained, threads)
+        return merged_roles(trained, threads)
     return llamacpp_roles_from_manifest(trained, n_threads=threads, base_quant=None if quant == "Q4_1" else quant)
 
 
-def _merged_roles(manifest: Path, threads: int) -> Roles:
+def merged_roles(manifest: Path, threads: int) -> Roles:
     """Each role's own GGUF: the base with its stage-1 and role adapters folded in, Q8_0, a server per role."""
     from umi.models.gguf_merge import cached_merged_gguf
     from umi.models.role_config import llamacpp_manifest_config

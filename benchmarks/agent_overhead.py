@@ -125,14 +125,11 @@ def model_ratio(
         "multi": run_agents(roles, MultiLLMAgent, trajs, max_steps, max_new_tokens, constrain),
         "single": run_agents(roles, SingleLLMAgent, trajs, max_steps, max_new_tokens, constrain),
     }
-    for b in roles.bound().values():
-        close = getattr(b.engine, "close", None)
-        if close:
-            close()
+    roles.close()
     if one_slot:
         old = bound_roles(roles_name, one_slot=True)
         out["multi, one slot"] = run_agents(old, MultiLLMAgent, trajs, max_steps, max_new_tokens, constrain)
-        old.get("planner").engine.close()  # type: ignore[attr-defined]
+        old.close()
     return out
 
 

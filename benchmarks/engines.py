@@ -68,9 +68,9 @@ def run_chain(kind: str, calls: list[list[str]]) -> dict[str, Any]:
     manifest = trained_roles_dir()
     assert manifest is not None, "the per-role chain needs the shipped GLPFT roles"
     if kind.endswith("merged"):
-        from _static_subset import _merged_roles
+        from _static_subset import merged_roles
 
-        roles = _merged_roles(manifest, os.cpu_count() or 1)
+        roles = merged_roles(manifest, os.cpu_count() or 1)
     elif kind.startswith("chain-llama.cpp"):
         rc = llamacpp_manifest_config(manifest, n_ctx=8192, base_quant="Q8_0" if kind.endswith("q8") else None)
         if kind.endswith("one-slot"):

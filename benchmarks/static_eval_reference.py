@@ -163,11 +163,7 @@ def umi_way(manifest: Path, n_steps: int, engine: str, batch_size: int, dtype: s
             (d["traj"], d["step"]): d["prediction"]
             for d in (json.loads(line) for line in run.predictions.read_text(encoding="utf-8").splitlines())
         }
-    engines = {id(b.engine): b.engine for b in roles.bound().values()}
-    for each in engines.values():  # the llama.cpp server(s)
-        close = getattr(each, "close", None)
-        if close is not None:
-            close()
+    roles.close()
     costs = run.costs or {}
     total = {
         k: sum(float(c.get(k, 0)) for c in costs.values()) for k in ("prompt_tokens", "prefilled_tokens", "new_tokens")

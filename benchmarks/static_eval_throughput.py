@@ -69,8 +69,7 @@ def one_way(
         run = run_static(OOD, roles, tmp, limit=steps, batch_size=1, max_new_tokens=max_new_tokens, constrain=constrain)
         preds = [json.loads(line)["prediction"] for line in run.predictions.read_text().splitlines()]
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    for engine in {id(b.engine): b.engine for b in roles.bound().values()}.values():
-        engine.close()  # type: ignore[attr-defined]
+    roles.close()
     return seconds, cpu, run.costs or {}, preds
 
 

@@ -65,6 +65,13 @@ class Roles:
     def bound(self) -> dict[str, RoleBinding]:
         return {r: b for r in ROLE_NAMES if (b := getattr(self, r)) is not None}
 
+    def close(self) -> None:
+        """Close each distinct engine the roles are bound to that has a `close` (llama.cpp servers)."""
+        for engine in {id(b.engine): b.engine for b in self.bound().values()}.values():
+            close = getattr(engine, "close", None)
+            if close is not None:
+                close()
+
     @property
     def is_multi(self) -> bool:
         return self.planner is not None and self.caller is not None and self.summarizer is not None

@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import importlib.metadata
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from umi.models.base import EngineError
@@ -29,6 +30,21 @@ _verified: set[Path] = set()
 def cache_root() -> Path:
     """Where umi keeps derived weights (dequantized safetensors, assembled GGUFs). `UMI_CACHE` overrides."""
     return Path(os.environ.get("UMI_CACHE", Path.home() / ".cache" / "umi"))
+
+
+def cached_file(out: Path, write: Callable[[Path], object]) -> Path:
+    """`out`, written once by `write(tmp)` into a temporary file beside it and then moved into place, so a crash or
+    a concurrent process never leaves a torn file under the final name (a failed write leaves nothing)."""
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f"{out.stem}.tmp{os.getpid()}{out.suffix}")
+        try:
+            write(tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        tmp.replace(out)
+    return out
 
 
 def sha256_of(path: Path) -> str:

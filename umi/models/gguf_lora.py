@@ -41,7 +41,8 @@ def _permute_rows(rows: Any, n_head: int) -> Any:
     return rows.reshape(n_head, 2, rows.shape[0] // n_head // 2, *rows.shape[1:]).swapaxes(1, 2).reshape(rows.shape)
 
 
-def _field(reader: Any, name: str) -> Any:
+def gguf_field(reader: Any, name: str) -> Any:
+    """A GGUF metadata value (a string, or a scalar as a Python number); None when the file lacks the key."""
     field = reader.fields.get(name)
     if field is None:
         return None
@@ -73,9 +74,9 @@ def peft_to_gguf_lora(adapter_dir: str | Path, out: str | Path, *, base: str | P
 
     base_path = resolve_gguf(str(base))
     reader = gguf.GGUFReader(str(base_path))
-    arch = _field(reader, "general.architecture")
-    n_head = int(_field(reader, f"{arch}.attention.head_count"))
-    n_head_kv = int(_field(reader, f"{arch}.attention.head_count_kv") or n_head)
+    arch = gguf_field(reader, "general.architecture")
+    n_head = int(gguf_field(reader, f"{arch}.attention.head_count"))
+    n_head_kv = int(gguf_field(reader, f"{arch}.attention.head_count_kv") or n_head)
     shapes = {t.name: (int(t.shape[1]), int(t.shape[0])) for t in reader.tensors if len(t.shape) == 2}  # (out, in)
 
     tensors = load_file(str(weights_path))
@@ -118,7 +119,7 @@ def cached_gguf_lora(adapter_dir: str | Path, *, base: str | Path = "embedded") 
     the adapter's files, so shipped PEFT adapters run on llama.cpp without shipping a second copy of them."""
     import hashlib
 
-    from umi.models.embedded import cache_root
+    from umi.models.embedded import cache_root, cached_file
 
     src = Path(adapter_dir).expanduser()
     digest = hashlib.sha256(str(resolve_gguf(str(base))).encode())
@@ -126,11 +127,4 @@ def cached_gguf_lora(adapter_dir: str | Path, *, base: str | Path = "embedded") 
         path = src / name
         digest.update(path.read_bytes() if path.exists() else b"")
     out = cache_root() / "gguf-lora" / f"{digest.hexdigest()[:20]}.gguf"
-    if not out.exists():
-        import os
-
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f"{out.stem}.tmp{os.getpid()}.gguf")
-        peft_to_gguf_lora(src, tmp, base=base)
-        tmp.replace(out)
-    return out
+    return cached_file(out, lambda tmp: peft_to_gguf_lora(src, tmp, base=base))

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from umi.models.base import EngineError
-from umi.models.embedded import cache_root, resolve_gguf
+from umi.models.embedded import cache_root, cached_file, resolve_gguf
+from umi.models.gguf_lora import gguf_field
 
 #: The storage types a merged role can use: Q8_0 (fast on CPUs, the default) or F16 (closer, slower to prefill).
 MERGE_QUANTS = ("Q8_0", "F16")
@@ -34,11 +35,9 @@ def _lora_deltas(path: Path) -> tuple[dict[str, tuple[Any, Any]], float]:
     import gguf
 
     reader = gguf.GGUFReader(str(path))
-    kind = reader.fields.get("general.type")
-    if kind is None or bytes(kind.parts[kind.data[0]]).decode() != "adapter":
+    if gguf_field(reader, "general.type") != "adapter":
         raise EngineError(f"{path}: not a GGUF LoRA adapter (general.type is not 'adapter')")
-    alpha_field = reader.fields.get("adapter.lora.alpha")
-    alpha = float(alpha_field.parts[alpha_field.data[0]][0]) if alpha_field is not None else 0.0
+    alpha = float(gguf_field(reader, "adapter.lora.alpha") or 0.0)
     parts: dict[str, dict[str, Any]] = {}
     for t in reader.tensors:
         name, _, which = t.name.rpartition(".")
@@ -75,8 +74,7 @@ def merge_gguf_loras(base: str | Path, loras: Sequence[str | Path], out: str | P
     if unknown:
         raise EngineError(f"{loras}: adapts {unknown[:3]}, which {base_path} does not have; merge onto its own base")
 
-    arch_field = reader.fields["general.architecture"]
-    writer = gguf.GGUFWriter(str(out), bytes(arch_field.parts[arch_field.data[0]]).decode())
+    writer = gguf.GGUFWriter(str(out), gguf_field(reader, "general.architecture"))
     for field in reader.fields.values():
         if field.name in ("general.architecture", "general.file_type") or field.name.startswith("GGUF."):
             continue
@@ -115,13 +113,4 @@ def cached_merged_gguf(base: str | Path, loras: Sequence[str | Path], *, quant: 
     for lora in loras:
         digest.update(Path(lora).read_bytes())
     out = cache_root() / "gguf-merged" / f"{digest.hexdigest()[:20]}.{quant}.gguf"
-    if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f"{out.stem}.tmp{os.getpid()}.gguf")
-        try:
-            merge_gguf_loras(base_path, loras, tmp, quant=quant)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        tmp.replace(out)
-    return out
+    return cached_file(out, lambda tmp: merge_gguf_loras(base_path, loras, tmp, quant=quant))

@@ -156,8 +156,8 @@ def llamacpp_manifest_config(
 
     `base_quant` ("Q8_0", the default): the base runs requantized to Q8_0 (`umi.models.gguf_merge`, cached), on which
     llama.cpp's AVX2 kernels ran the shipped planner 1.35x faster at prefill and 1.59x at decode than on the embedded
-    Q4_1 (`benchmarks/results/engines.md`); the
-    adapters still apply at run time, exactly as converted. None: the base file as it is."""
+    Q4_1 (`benchmarks/results/engines.md`); the adapters still apply at run time, exactly as converted. None: the
+    base file as it is."""
     from umi.models.embedded import EMBEDDED, GEMMA
     from umi.models.gguf_lora import cached_gguf_lora
 
