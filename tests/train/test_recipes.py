@@ -130,3 +130,62 @@ def test_only_trains_one_role_and_resume_writes_the_manifest(tiny_base: Path, ro
     assert _losses(tmp_path / "caller") == caller_losses  # finished stages are not trained again
     with pytest.raises(ValueError, match="no stage"):
         run_recipe("glpft", base=str(tiny_base), data=rows_dir, out=tmp_path, config_for=tiny, only=["critic"])
+
+
+def test_continue_from_trains_the_roles_further_and_keeps_stage1(
+    tiny_base: Path, rows_dir: Path, tmp_path: Path
+) -> None:
+    """`continue_from` (a second epoch on one CPU): the roles start from the earlier run's adapters (the first loss
+    of the continued planner is the earlier run's last-epoch level, not a fresh adapter's), stage 1 and `keep`
+    stages are taken over byte for byte, the manifest keeps the earlier entries, and a packaged run works too."""
+    from safetensors.torch import load_file
+
+    from umi.train.package import package_glpft
+
+    def one_epoch(stage: Stage) -> TrainConfig:
+        return tiny(stage).model_copy(update={"epochs": 1})
+
+    first = tmp_path / "first"
+    run_recipe("glpft", base=str(tiny_base), data=rows_dir, out=first, config_for=tiny)
+    second = tmp_path / "second"
+    manifest = run_recipe(
+        "glpft",
+        base=str(tiny_base),
+        data=rows_dir,
+        out=second,
+        config_for=one_epoch,
+        continue_from=first,
+        keep=["summarizer"],
+    )
+    assert manifest is not None and manifest.base == "stage1/merged"
+    for kept in ("stage1", "summarizer"):
+        a = load_file(str(first / kept / "adapter" / "adapter_model.safetensors"))
+        b = load_file(str(second / kept / "adapter" / "adapter_model.safetensors"))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        assert not (second / kept / "metrics.jsonl").exists()
+        assert manifest.hyperparameters[kept]["adopted"] is True
+    planner = manifest.hyperparameters["planner"]
+    assert planner["init_adapter"] == str((first / "planner" / "adapter").resolve())
+    assert planner["continued_from"]["steps"] == len(_losses(first / "planner"))
+    fresh_first = _losses(first / "planner")[0]
+    continued = _losses(second / "planner")
+    assert continued[0] < 0.5 * fresh_first, (fresh_first, continued)  # it starts where the first run ended
+    _generates(second / "manifest.json", "planner")
+
+    packaged = package_glpft(first, tmp_path / "pkg", base=str(tiny_base.resolve()))
+    assert packaged.base_adapters == ["stage1"]
+    third = run_recipe(
+        "glpft",
+        base=str(tiny_base),
+        data=rows_dir,
+        out=tmp_path / "third",
+        config_for=one_epoch,
+        continue_from=tmp_path / "pkg",
+        only=["caller"],
+        keep=["planner", "summarizer"],
+    )
+    assert third is not None and set(third.roles) == {"planner", "caller", "summarizer"}
+    with pytest.raises(ValueError, match="trained on"):
+        run_recipe("glpft", base="embedded", data=rows_dir, out=tmp_path / "x", continue_from=first)
+    with pytest.raises(ValueError, match="LoRA GLPFT"):
+        run_recipe("single", base=str(tiny_base), data=rows_dir, out=tmp_path / "y", continue_from=first)

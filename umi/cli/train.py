@@ -13,9 +13,12 @@ from umi.cli._common import console, fail
 
 def _command(recipe: str, base: str, data: Path, out: Path, preset: str, full: bool, *rest: Any) -> str:
     """The canonical command line of this run (written into the manifest so the run can be repeated)."""
-    max_rows, max_steps, overrides = rest
+    max_rows, max_steps, overrides, continue_from, keep = rest
     args = ["umi", "train", recipe, "--base", base, "--data", str(data), "--out", str(out), "--preset", preset]
     args += ["--full"] if full else []
+    args += ["--continue-from", str(continue_from)] if continue_from is not None else []
+    for stage in keep:
+        args += ["--keep", stage]
     for flag, value in (("--max-rows", max_rows), ("--max-steps", max_steps)):
         args += [flag, str(value)] if value is not None else []
     for key, value in overrides.items():
@@ -43,8 +46,18 @@ def train_command(
     packing: bool = typer.Option(False, "--packing", help="Pack rows into max-length sequences (block-diagonal)."),
     compat: bool = typer.Option(False, "--compat", help="Prefix inputs with the reference's 'system: '."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last checkpoints."),
+    seed: int | None = typer.Option(None, "--seed", help="Override the preset's seed (data order, LoRA init)."),
     threads: int | None = typer.Option(
         None, "--threads", help="Torch threads per process (1 per process is fastest on small shared CPUs)."
+    ),
+    continue_from: Path | None = typer.Option(
+        None,
+        "--continue-from",
+        help="A finished LoRA GLPFT run (folder or packaged roles): train its roles a further epoch from their "
+        "adapters, stage 1 taken over unchanged.",
+    ),
+    keep: list[str] | None = typer.Option(
+        None, "--keep", help="With --continue-from: take this stage over unchanged instead of training it (repeatable)."
     ),
     only: list[str] | None = typer.Option(
         None,
@@ -70,6 +83,7 @@ def train_command(
         ("micro_batch", micro_batch),
         ("max_length", max_length),
         ("threads", threads),
+        ("seed", seed),
     ):
         if value is not None:
             overrides[key] = value
@@ -85,8 +99,12 @@ def train_command(
             max_steps=max_steps,
             resume=resume,
             overrides=overrides,
-            command=_command(recipe, base, data, out, preset_name, full, max_rows, max_steps, overrides),
+            command=_command(
+                recipe, base, data, out, preset_name, full, max_rows, max_steps, overrides, continue_from, keep or []
+            ),
             only=only or None,
+            continue_from=continue_from,
+            keep=keep or [],
         )
     except (DataError, FileExistsError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))

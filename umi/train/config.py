@@ -40,6 +40,9 @@ class TrainConfig(BaseModel):
     # LoRA on the top fraction of the decoder layers only (None: all). The backward pass then stops at the lowest
     # adapted layer: at 0.5 it costs half (`benchmarks/train_throughput.py`, mode `top-half`).
     lora_top_fraction: float | None = None
+    # Start from this LoRA adapter (trainable, its own rank and layers) instead of a fresh one: a further epoch of a
+    # finished run (`umi train --continue-from`). Recorded in the run's config.json, so the chain is on file.
+    init_adapter: str | None = None
     gradient_checkpointing: bool = False
     bf16: bool | None = None  # None: bf16 where it is fast (CUDA with bf16, AMX / AVX512-BF16 CPUs), fp32 elsewhere
     packing: bool = False

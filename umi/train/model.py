@@ -35,7 +35,16 @@ def prepare_model(model: Any, config: TrainConfig) -> Any:
         model.config.use_cache = False
     if not config.lora:
         return model
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    if config.init_adapter is not None:
+        if not (Path(config.init_adapter) / "adapter_config.json").exists():
+            raise FileNotFoundError(f"{config.init_adapter}: no LoRA adapter (adapter_config.json) to continue from")
+        # The adapter's own LoraConfig (rank, targets, layers) is kept: a further epoch trains the same weights.
+        peft_model = PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)
+        if config.gradient_checkpointing:
+            peft_model.enable_input_require_grads()
+        return peft_model
 
     names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
     targets = [t for t in config.lora_targets if t in names]

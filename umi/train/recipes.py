@@ -9,12 +9,19 @@
 
 Each stage is its own run folder (`RUN_DIR/stage1`, `RUN_DIR/planner`, …) with checkpoints; a finished stage is
 skipped under `--resume`, an unfinished one continues from its last checkpoint.
+
+`continue_from` (GLPFT with LoRA) trains the roles a further epoch from a finished run's adapters (a `umi train`
+folder or packaged roles): stage 1 is taken over unchanged, since the roles' adapters were trained on that stage-1
+model and would not fit another, and so is every stage in `keep`. On one CPU a second epoch of the roles costs
+what the first did, without repeating stage 1.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +31,7 @@ from umi.data.io import load_rows, write_json
 from umi.schema import Row
 from umi.train.config import Stage, TrainConfig, preset
 from umi.train.loop import TrainResult, train
-from umi.train.manifest import Manifest, RoleArtifact, data_hash
+from umi.train.manifest import Manifest, RoleArtifact, data_hash, load_manifest
 from umi.train.model import merge_adapter
 
 RECIPES: tuple[str, ...] = ("glpft", "single", "one-stage", "multi-task")
@@ -45,6 +52,46 @@ def select_rows(data: Path, row_set: str, max_rows: int | None, seed: int = 0) -
         keep = sorted(random.Random(seed).sample(range(len(rows)), max_rows))
         rows = [rows[i] for i in keep]
     return rows
+
+
+def previous_adapters(run: Path, base: str) -> tuple[Manifest, dict[str, Path]]:
+    """A finished LoRA GLPFT run's manifest and adapters by stage (`stage1`, `planner`, …), for `continue_from`;
+    refuses another recipe, full models, or a run on another base."""
+    run = Path(run).resolve()
+    manifest = load_manifest(run)
+    if manifest.recipe != "glpft" or any(a.adapter is None for a in manifest.roles.values()):
+        raise ValueError(f"{run}: --continue-from needs a finished LoRA GLPFT run (manifest recipe 'glpft')")
+    if manifest.base_adapters:  # packaged roles: stage 1 ships as an adapter on the base
+        stage1, prev_base = run / manifest.base_adapters[0], manifest.base
+    else:
+        stage1 = run / "stage1" / "adapter"
+        prev_base = json.loads((run / "stage1" / "config.json").read_text())["base"]
+    if prev_base != base:
+        raise ValueError(f"{run}: its stage 1 was trained on {prev_base!r}, not on --base {base!r}")
+    adapters: dict[str, Path] = {"stage1": stage1}
+    adapters.update({r: run / a.adapter for r, a in manifest.roles.items() if a.adapter})
+    missing = [str(p) for p in adapters.values() if not (p / "adapter_config.json").exists()]
+    if missing:
+        raise FileNotFoundError(f"{run}: adapter(s) missing: {', '.join(missing)}")
+    return manifest, adapters
+
+
+def adopt_stage(src: Path, out: Path, base: str, steps: int) -> TrainResult:
+    """Take a finished stage over unchanged (its adapter copied to `out/adapter`, a `done.json` saying so); a stage
+    already there is left as it is. Two processes adopting at once are safe: each writes its own temporary folder
+    and only the first rename lands."""
+    if not (out / "done.json").exists():
+        tmp = out.with_name(f"{out.name}.adopt-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(src, tmp / "adapter")
+        (tmp / "config.json").write_text(json.dumps({"base": base, "adopted_from": str(src)}, indent=2))
+        (tmp / "done.json").write_text(json.dumps({"artifact": "adapter", "steps": steps, "seconds": 0.0}))
+        try:
+            tmp.replace(out)
+        except OSError:  # another process adopted it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    done = json.loads((out / "done.json").read_text())
+    return TrainResult(out, out / done["artifact"], done["steps"])
 
 
 def _stages(recipe: str) -> list[Stage]:
@@ -71,6 +118,8 @@ def run_recipe(
     command: str = "",
     config_for: Callable[[Stage], TrainConfig] | None = None,
     only: Sequence[str] | None = None,
+    continue_from: Path | None = None,
+    keep: Sequence[str] = (),
 ) -> Manifest | None:
     """Train every stage of `recipe` into `out` and write `out/manifest.json` (see `umi.train.manifest`).
 
@@ -78,6 +127,7 @@ def run_recipe(
     trains just those stage-2 stages (stage 1 is trained or resumed first either way): on a CPU with one core per
     process, two processes with `only=["planner"]` and `only=["caller"]` train two roles at once. The manifest is
     written once every stage is done (None before: run the recipe again with `resume` to write it).
+    `continue_from` / `keep`: see the module docstring.
     """
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; use one of {list(RECIPES)}")
@@ -86,6 +136,15 @@ def run_recipe(
     unknown = sorted(set(only or ()) - set(_stages(recipe)) - {"stage1"})
     if unknown:
         raise ValueError(f"{recipe} has no stage(s) {unknown}; its stages are {_stages(recipe)}")
+    previous: tuple[Manifest, dict[str, Path]] | None = None
+    if continue_from is not None:
+        if recipe != "glpft" or full:
+            raise ValueError("--continue-from continues a LoRA GLPFT run; use it with `glpft` and without --full")
+        previous = previous_adapters(Path(continue_from), base_ref)
+    kept = {"stage1", *keep} if previous else set()
+    bad_keep = sorted(set(keep) - set(_stages(recipe)))
+    if bad_keep or (keep and previous is None):
+        raise ValueError(f"--keep {bad_keep or list(keep)}: names stages of --continue-from's run ({_stages(recipe)})")
     rows = {s: select_rows(Path(data), _ROW_SET[s], max_rows) for s in _stages(recipe)}
     budget = read_budget(data)
     configs: dict[Stage, TrainConfig] = {}
@@ -94,10 +153,16 @@ def run_recipe(
         patch: dict[str, Any] = {"lora": not full, **(overrides or {})}
         if max_steps is not None:
             patch["max_steps"] = max_steps
+        if previous is not None and stage not in kept:
+            patch["init_adapter"] = str(previous[1][stage])
         configs[stage] = cfg.model_copy(update=patch)
     results: dict[Stage, TrainResult] = {}
     role_base = base_ref
-    if "stage1" in rows:
+    if previous is not None:
+        for name in sorted(kept):
+            steps = int(previous[0].hyperparameters.get(name, {}).get("steps", 0))
+            results[name] = adopt_stage(previous[1][name], out / name, base_ref, steps)  # type: ignore[index]
+    elif "stage1" in rows:
         results["stage1"] = train(
             rows["stage1"], base_ref, out / "stage1", configs["stage1"], resume=resume, label="stage1"
         )
@@ -105,7 +170,7 @@ def run_recipe(
         s1 = results["stage1"].artifact
         role_base = str(merge_adapter(base_ref, s1, out / "stage1" / "merged")) if not full else str(s1)
     for stage in rows:
-        if stage != "stage1" and (only is None or stage in only):
+        if stage not in results and (only is None or stage in only):
             results[stage] = train(rows[stage], role_base, out / stage, configs[stage], resume=resume, label=stage)
     if len(results) < len(rows):
         return None
@@ -127,10 +192,27 @@ def run_recipe(
         roles=roles,  # type: ignore[arg-type]
         data_hash=data_hash([json.dumps([r.as_json_dict() for r in rows[s]]).encode() for s in rows]),
         hyperparameters={
-            s: {"rows": len(rows[s]), "steps": results[s].steps, **c.model_dump()} for s, c in configs.items()
+            s: _hyperparameters(s, len(rows[s]), results[s].steps, c, previous, kept) for s, c in configs.items()
         },
         command=command,
         prompt_budget=budget.as_dict() if budget is not None else None,
     )
     write_json(out / "manifest.json", manifest.model_dump(exclude_none=True))
     return manifest
+
+
+def _hyperparameters(
+    stage: str,
+    rows: int,
+    steps: int,
+    config: TrainConfig,
+    previous: tuple[Manifest, dict[str, Path]] | None,
+    kept: set[str],
+) -> dict[str, Any]:
+    """A stage's manifest entry: its own rows, steps and config; an adopted stage's is the earlier run's entry, and
+    a continued stage carries the earlier run's entry as `continued_from`, so the whole training is on file."""
+    earlier = previous[0].hyperparameters.get(stage, {}) if previous else {}
+    if stage in kept:
+        return {**earlier, "adopted": True}
+    entry: dict[str, Any] = {"rows": rows, "steps": steps, **config.model_dump()}
+    return {**entry, "continued_from": earlier} if previous else entry
