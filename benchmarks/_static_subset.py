@@ -41,17 +41,20 @@ RESULTS = ROOT / "benchmarks/results"
 SUBSET = RESULTS / "static_subset_test_100_seed0.json"
 KEPT = RESULTS / "static_subset_predictions"
 STAGE1 = ROOT / "umi/assets/roles/smollm2-glpft/stage1"
+#: Earlier trained roles kept beside the shipped ones so their rows can be rerun: source name → packaged folder.
+ROLE_DIRS = {"glpft-epoch1": ROOT / "benchmarks/roles/smollm2-glpft-epoch1/manifest.json"}
 METRICS = ("plan_acc", "act_em", "hallu", "arg_f1", "rouge_l", "valid_calls", "marker_share")
 HEADS = ("Plan ACC", "Act EM", "Hallu", "Arg F1", "ROUGE-L", "valid calls", "planner marker")
 
 
 @dataclass(frozen=True)
 class Config:
-    """One evaluated system: `source` is `embedded` (the bare base), `embedded-glpft` (the shipped roles),
-    `stage1` (the base with the shipped stage-1 adapter merged, `STAGE1`: the single-LLM model, the same
-    bytes the shipped roles carry as `stage1`) or `first-tool` (no model: always call the first tool with {});
-    `single` runs the backbone; `gold_thought` skips the planner and gives the caller and summarizer the gold
-    planner turn (a diagnostic: what the caller does with a right thought; its Plan ACC is 100 by construction)."""
+    """One evaluated system: `source` is `embedded` (the bare base), `embedded-glpft` (the shipped roles), a
+    `ROLE_DIRS` name (earlier roles), `stage1` (the base with the shipped stage-1 adapter merged, `STAGE1`: the
+    single-LLM model, the same bytes the shipped roles carry as `stage1`) or `first-tool` (no model: always call
+    the first tool with {}); `single` runs the backbone; `gold_thought` skips the planner and gives the caller and
+    summarizer the gold planner turn (a diagnostic: what the caller does with a right thought; its Plan ACC is 100
+    by construction)."""
 
     name: str
     source: str
@@ -137,9 +140,9 @@ def bind(
             table = {"kind": "llama.cpp", "model": "embedded", "n_ctx": 8192, "n_threads": threads}
         roles = {r: {"engine": "base"} for r in ("planner", "caller", "summarizer", "backbone")}
         return load_roles({"family": "toolbench", "engines": {"base": table}, "roles": roles})
-    trained = trained_roles_dir()
-    if trained is None:
-        raise SystemExit("this umi build ships no trained roles (umi/assets/roles/smollm2-glpft)")
+    trained = ROLE_DIRS.get(source) or trained_roles_dir()
+    if trained is None or not trained.exists():
+        raise SystemExit(f"no trained roles for source {source!r} (umi/assets/roles/smollm2-glpft, or {ROLE_DIRS})")
     if engine == "transformers":
         return roles_from_manifest(trained, dtype=dtype)
     if quant == "merged-Q8_0":

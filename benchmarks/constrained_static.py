@@ -23,26 +23,44 @@ from _static_subset import (
     write_report,
 )
 
+#: Source `glpft-epoch1`: the roles shipped until the second epoch (one epoch of every row set), kept in
+#: `benchmarks/roles/smollm2-glpft-epoch1`; `embedded-glpft`: the shipped roles (planner and caller a second epoch
+#: from those, `umi train glpft --continue-from`).
 CONFIGS = [
     FIRST_TOOL,
-    Config("glpft-constrained", "embedded-glpft", True, "shipped GLPFT roles, constrained"),
     Config(
-        "glpft-constrained-q8",
+        "glpft2-constrained-q8",
         "embedded-glpft",
         True,
-        "shipped GLPFT roles, constrained, base requantized to Q8_0 (llama.cpp)",
+        "shipped GLPFT roles (planner, caller 2 epochs), constrained, Q8_0 base (llama.cpp)",
+        quant="Q8_0",
+    ),
+    Config(
+        "glpft2-gold-thought-q8",
+        "embedded-glpft",
+        True,
+        "diagnostic: shipped caller (2 epochs) given the gold thought, Q8_0 base (llama.cpp)",
+        gold_thought=True,
+        quant="Q8_0",
+    ),
+    Config("glpft-constrained", "glpft-epoch1", True, "GLPFT roles, 1 epoch, constrained"),
+    Config(
+        "glpft-constrained-q8",
+        "glpft-epoch1",
+        True,
+        "GLPFT roles, 1 epoch, constrained, base requantized to Q8_0 (llama.cpp)",
         quant="Q8_0",
     ),
     Config(
         "glpft-constrained-merged",
-        "embedded-glpft",
+        "glpft-epoch1",
         True,
-        "shipped GLPFT roles, constrained, merged Q8_0 model per role (llama.cpp)",
+        "GLPFT roles, 1 epoch, constrained, merged Q8_0 model per role (llama.cpp)",
         quant="merged-Q8_0",
     ),
     GLPFT_FP32,
     ZERO_SHOT[0],
-    Config("glpft-free", "embedded-glpft", False, "shipped GLPFT roles, unconstrained"),
+    Config("glpft-free", "glpft-epoch1", False, "GLPFT roles, 1 epoch, unconstrained"),
     ZERO_SHOT[1],
 ]
 

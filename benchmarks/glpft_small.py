@@ -1,7 +1,8 @@
 """GLPFT against its baselines on one CPU (issue 14): zero-shot, single-LLM (GLPFT's stage 1) and the GLPFT roles,
 constrained and not, on the seeded 100-step subset of the split's test part, through `umi eval static`'s path.
 
-The roles are the shipped ones (`umi/assets/roles/smollm2-glpft`), trained by
+The GLPFT rows are the roles of one epoch (shipped until the second epoch; kept in
+`benchmarks/roles/smollm2-glpft-epoch1`, source `glpft-epoch1`), trained by
 
     umi data split --by-tools ../shared/data/alpha_umi/dataset/toolbench/test/out_of_domain.json \
         --out runs/split --seed 0
@@ -43,8 +44,8 @@ CONFIGS = [
     *ZERO_SHOT,
     Config("single-constrained", "stage1", True, "single-LLM (stage 1), constrained", single=True),
     Config("single-free", "stage1", False, "single-LLM (stage 1), unconstrained", single=True),
-    Config("glpft-constrained", "embedded-glpft", True, "α-UMi GLPFT (multi-LLM), constrained"),
-    Config("glpft-free", "embedded-glpft", False, "α-UMi GLPFT (multi-LLM), unconstrained"),
+    Config("glpft-constrained", "glpft-epoch1", True, "α-UMi GLPFT (multi-LLM), 1 epoch, constrained"),
+    Config("glpft-free", "glpft-epoch1", False, "α-UMi GLPFT (multi-LLM), 1 epoch, unconstrained"),
     # Diagnostics, not systems: the caller and summarizer after the gold planner turn (Plan ACC 100 by construction).
     Config(
         "embedded-gold-thought",
@@ -55,9 +56,9 @@ CONFIGS = [
     ),
     Config(
         "glpft-gold-thought",
-        "embedded-glpft",
+        "glpft-epoch1",
         True,
-        "diagnostic: GLPFT caller given the gold thought",
+        "diagnostic: GLPFT caller (1 epoch) given the gold thought",
         gold_thought=True,
     ),
 ]
@@ -146,6 +147,11 @@ def main() -> None:
         *table_lines(CONFIGS, results, len(keys), ["train steps", "train target tokens", "train min"], training),
         "",
         *verdicts(results),
+        "",
+        "The shipped roles are these with the planner and caller trained a second epoch (`umi train glpft "
+        "--continue-from`); their rows are on llama.cpp, the default binding, in "
+        "`benchmarks/results/constrained_static_llamacpp.md` (transformers in bf16 is 14x slower than fp32 on this "
+        "session's CPU).",
         "",
         "The *diagnostic* rows skip the planner: the caller (and summarizer) get the gold planner turn, as in "
         "training, so their Act EM and Arg F1 say what the caller does with a right thought, and the gap to the "

@@ -30,9 +30,14 @@ EXPECTED: dict[str, list[tuple[int, str, str]]] = {
         (1, "summarizer", ""),
     ],
 }
-# the shipped full-epoch roles make the same moves here (their planner writes a task-specific thought, see
-# `tests/models/test_roles.py`)
-EXPECTED["default"] = EXPECTED["embedded"]
+# the shipped roles (planner and caller trained two epochs) call the playlist API the planner's thought names
+EXPECTED["default"] = [
+    (0, "planner", "caller"),
+    (0, "caller", "playlist_for_simple_youtube_search"),
+    (0, "tool", "playlist_for_simple_youtube_search"),
+    (1, "planner", "conclusion"),
+    (1, "summarizer", ""),
+]
 
 
 def _key(r: object) -> tuple[int, str, str]:
