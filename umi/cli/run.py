@@ -164,8 +164,9 @@ def register(app: typer.Typer) -> None:
             src = getattr(shared_roles, "source", "") or "embedded"
             trained = src == str(trained_roles_dir())
             why = (
-                "GLPFT roles trained one epoch on this CPU (LoRA, 135M base): the grammars make every call valid; "
-                "the roles pick a fitting API but copy its documented argument types and repeat the call"
+                "GLPFT roles trained on this CPU (LoRA, 135M base; planner and caller two epochs): the grammars "
+                "make every call valid; the roles pick a fitting API but copy its documented argument types and "
+                "repeat the call"
                 if trained
                 else "a 135M model zero-shot: the grammars make every call valid, not well chosen"
             )
