@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import importlib.metadata
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,18 +34,32 @@ def cache_root() -> Path:
 
 
 def cached_file(out: Path, write: Callable[[Path], object]) -> Path:
-    """`out`, written once by `write(tmp)` into a temporary file beside it and then moved into place, so a crash or
-    a concurrent process never leaves a torn file under the final name (a failed write leaves nothing)."""
+    """`out` (a file, or a folder `write` fills), written once by `write(tmp)` into a temporary path beside it and
+    then moved into place, so a crash or a concurrent process never leaves a torn result under the final name (a
+    failed write leaves nothing). When two processes race for a folder, the first rename lands and the other's
+    copy is dropped."""
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f"{out.stem}.tmp{os.getpid()}{out.suffix}")
         try:
             write(tmp)
+            tmp.replace(out)
+        except OSError:
+            if not out.exists():  # not a lost race: a real failure
+                _remove(tmp)
+                raise
+            _remove(tmp)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            _remove(tmp)
             raise
-        tmp.replace(out)
     return out
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def sha256_of(path: Path) -> str:

@@ -143,6 +143,13 @@ def _optimizer(model: Any, config: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr)
 
 
+def finished_run(out: Path) -> TrainResult:
+    """What a finished run folder holds (its `done.json` and `metrics.jsonl`): trained here or adopted."""
+    done = json.loads((out / "done.json").read_text())
+    losses = [m["loss"] for m in read_metrics(out / "metrics.jsonl")]
+    return TrainResult(out, out / done["artifact"], done["steps"], losses, done["seconds"])
+
+
 # ---- the run -------------------------------------------------------------------------------------------------
 
 
@@ -171,9 +178,7 @@ def train(
     if done_file.exists():
         if not resume:
             raise FileExistsError(f"{out}: this run already finished; use a new --out (or --resume to reuse it)")
-        done = json.loads(done_file.read_text())
-        losses = [m["loss"] for m in read_metrics(out / "metrics.jsonl")]
-        return TrainResult(out, out / done["artifact"], done["steps"], losses, done["seconds"])
+        return finished_run(out)
     if checkpoints(out) and not resume:
         raise FileExistsError(f"{out}: holds checkpoints of an earlier run; pass --resume or use a new --out")
     bf16 = config.bf16 if config.bf16 is not None else bf16_is_fast("cuda" if torch.cuda.is_available() else "cpu")

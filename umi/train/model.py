@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from umi.models.embedded import cached_file
 from umi.train.base import resolve_base
 from umi.train.config import TrainConfig
 
@@ -35,16 +36,23 @@ def prepare_model(model: Any, config: TrainConfig) -> Any:
         model.config.use_cache = False
     if not config.lora:
         return model
-    from peft import LoraConfig, PeftModel, get_peft_model
+    from peft import PeftModel, get_peft_model
 
     if config.init_adapter is not None:
         if not (Path(config.init_adapter) / "adapter_config.json").exists():
             raise FileNotFoundError(f"{config.init_adapter}: no LoRA adapter (adapter_config.json) to continue from")
         # The adapter's own LoraConfig (rank, targets, layers) is kept: a further epoch trains the same weights.
         peft_model = PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)
-        if config.gradient_checkpointing:
-            peft_model.enable_input_require_grads()
-        return peft_model
+    else:
+        peft_model = get_peft_model(model, _lora_config(model, config))
+    if config.gradient_checkpointing:
+        peft_model.enable_input_require_grads()
+    return peft_model
+
+
+def _lora_config(model: Any, config: TrainConfig) -> Any:
+    """A fresh adapter's LoRA settings: the configured targets this model has, on the configured top layers."""
+    from peft import LoraConfig
 
     names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
     targets = [t for t in config.lora_targets if t in names]
@@ -56,7 +64,7 @@ def prepare_model(model: Any, config: TrainConfig) -> Any:
             raise ValueError(f"lora_top_fraction must be in (0, 1], got {config.lora_top_fraction}")
         depth = int(model.config.num_hidden_layers)
         layers = list(range(depth - max(1, round(depth * config.lora_top_fraction)), depth))
-    lora = LoraConfig(
+    return LoraConfig(
         task_type="CAUSAL_LM",
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
@@ -64,10 +72,6 @@ def prepare_model(model: Any, config: TrainConfig) -> Any:
         target_modules=targets,
         layers_to_transform=layers,
     )
-    peft_model = get_peft_model(model, lora)
-    if config.gradient_checkpointing:
-        peft_model.enable_input_require_grads()
-    return peft_model
 
 
 def save_result(model: Any, tokenizer: Any, out: Path, *, state_dict: dict[str, Any] | None = None) -> Path:
@@ -84,14 +88,13 @@ def save_result(model: Any, tokenizer: Any, out: Path, *, state_dict: dict[str, 
 
 
 def merge_adapter(base: str, adapter: Path, out: Path) -> Path:
-    """Fold a LoRA adapter into its base and save the merged model (the stage-1 model stage 2 starts from)."""
+    """Fold a LoRA adapter into its base and save the merged model (the stage-1 model stage 2 starts from); two
+    `--only` processes merging at once are safe (`cached_file`: the first rename lands)."""
     from peft import PeftModel
 
-    if (out / "config.json").exists():
-        return out
-    model = PeftModel.from_pretrained(load_model(base), str(adapter)).merge_and_unload()
-    tmp = out.with_name(out.name + ".tmp")
-    model.save_pretrained(tmp)
-    load_tokenizer(base).save_pretrained(tmp)
-    tmp.replace(out)
-    return out
+    def write(tmp: Path) -> None:
+        model = PeftModel.from_pretrained(load_model(base), str(adapter)).merge_and_unload()
+        model.save_pretrained(tmp)
+        load_tokenizer(base).save_pretrained(tmp)
+
+    return cached_file(out, write)

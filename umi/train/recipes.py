@@ -19,18 +19,18 @@ what the first did, without repeating stage 1.
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from umi.data.build import read_budget
 from umi.data.io import load_rows, write_json
+from umi.models.embedded import cached_file
 from umi.schema import Row
 from umi.train.config import Stage, TrainConfig, preset
-from umi.train.loop import TrainResult, train
+from umi.train.loop import TrainResult, finished_run, train
 from umi.train.manifest import Manifest, RoleArtifact, data_hash, load_manifest
 from umi.train.model import merge_adapter
 
@@ -54,9 +54,16 @@ def select_rows(data: Path, row_set: str, max_rows: int | None, seed: int = 0) -
     return rows
 
 
-def previous_adapters(run: Path, base: str) -> tuple[Manifest, dict[str, Path]]:
-    """A finished LoRA GLPFT run's manifest and adapters by stage (`stage1`, `planner`, …), for `continue_from`;
-    refuses another recipe, full models, or a run on another base."""
+class PreviousRun(NamedTuple):
+    """The finished run `continue_from` names: its manifest and its adapters by stage (`stage1`, `planner`, …)."""
+
+    manifest: Manifest
+    adapters: dict[str, Path]
+
+
+def previous_adapters(run: Path, base: str) -> PreviousRun:
+    """A finished LoRA GLPFT run, for `continue_from`; refuses another recipe, full models, or a run on another
+    base."""
     run = Path(run).resolve()
     manifest = load_manifest(run)
     if manifest.recipe != "glpft" or any(a.adapter is None for a in manifest.roles.values()):
@@ -73,25 +80,19 @@ def previous_adapters(run: Path, base: str) -> tuple[Manifest, dict[str, Path]]:
     missing = [str(p) for p in adapters.values() if not (p / "adapter_config.json").exists()]
     if missing:
         raise FileNotFoundError(f"{run}: adapter(s) missing: {', '.join(missing)}")
-    return manifest, adapters
+    return PreviousRun(manifest, adapters)
 
 
 def adopt_stage(src: Path, out: Path, base: str, steps: int) -> TrainResult:
     """Take a finished stage over unchanged (its adapter copied to `out/adapter`, a `done.json` saying so); a stage
-    already there is left as it is. Two processes adopting at once are safe: each writes its own temporary folder
-    and only the first rename lands."""
-    if not (out / "done.json").exists():
-        tmp = out.with_name(f"{out.name}.adopt-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
+    already there is left as it is, and two processes adopting at once are safe (`cached_file`)."""
+
+    def write(tmp: Path) -> None:
         shutil.copytree(src, tmp / "adapter")
         (tmp / "config.json").write_text(json.dumps({"base": base, "adopted_from": str(src)}, indent=2))
         (tmp / "done.json").write_text(json.dumps({"artifact": "adapter", "steps": steps, "seconds": 0.0}))
-        try:
-            tmp.replace(out)
-        except OSError:  # another process adopted it first
-            shutil.rmtree(tmp, ignore_errors=True)
-    done = json.loads((out / "done.json").read_text())
-    return TrainResult(out, out / done["artifact"], done["steps"])
+
+    return finished_run(cached_file(out, write))
 
 
 def _stages(recipe: str) -> list[Stage]:
@@ -136,15 +137,17 @@ def run_recipe(
     unknown = sorted(set(only or ()) - set(_stages(recipe)) - {"stage1"})
     if unknown:
         raise ValueError(f"{recipe} has no stage(s) {unknown}; its stages are {_stages(recipe)}")
-    previous: tuple[Manifest, dict[str, Path]] | None = None
+    previous: PreviousRun | None = None
     if continue_from is not None:
         if recipe != "glpft" or full:
             raise ValueError("--continue-from continues a LoRA GLPFT run; use it with `glpft` and without --full")
         previous = previous_adapters(Path(continue_from), base_ref)
     kept = {"stage1", *keep} if previous else set()
+    if keep and previous is None:
+        raise ValueError(f"--keep {list(keep)}: takes stages over from a finished run; add --continue-from RUN")
     bad_keep = sorted(set(keep) - set(_stages(recipe)))
-    if bad_keep or (keep and previous is None):
-        raise ValueError(f"--keep {bad_keep or list(keep)}: names stages of --continue-from's run ({_stages(recipe)})")
+    if bad_keep:
+        raise ValueError(f"--keep {bad_keep}: not stages of {recipe} ({_stages(recipe)})")
     rows = {s: select_rows(Path(data), _ROW_SET[s], max_rows) for s in _stages(recipe)}
     budget = read_budget(data)
     configs: dict[Stage, TrainConfig] = {}
@@ -154,14 +157,14 @@ def run_recipe(
         if max_steps is not None:
             patch["max_steps"] = max_steps
         if previous is not None and stage not in kept:
-            patch["init_adapter"] = str(previous[1][stage])
+            patch["init_adapter"] = str(previous.adapters[stage])
         configs[stage] = cfg.model_copy(update=patch)
     results: dict[Stage, TrainResult] = {}
     role_base = base_ref
     if previous is not None:
         for name in sorted(kept):
-            steps = int(previous[0].hyperparameters.get(name, {}).get("steps", 0))
-            results[name] = adopt_stage(previous[1][name], out / name, base_ref, steps)  # type: ignore[index]
+            steps = int(previous.manifest.hyperparameters.get(name, {}).get("steps", 0))
+            results[name] = adopt_stage(previous.adapters[name], out / name, base_ref, steps)  # type: ignore[index]
     elif "stage1" in rows:
         results["stage1"] = train(
             rows["stage1"], base_ref, out / "stage1", configs["stage1"], resume=resume, label="stage1"
@@ -206,12 +209,12 @@ def _hyperparameters(
     rows: int,
     steps: int,
     config: TrainConfig,
-    previous: tuple[Manifest, dict[str, Path]] | None,
+    previous: PreviousRun | None,
     kept: set[str],
 ) -> dict[str, Any]:
     """A stage's manifest entry: its own rows, steps and config; an adopted stage's is the earlier run's entry, and
     a continued stage carries the earlier run's entry as `continued_from`, so the whole training is on file."""
-    earlier = previous[0].hyperparameters.get(stage, {}) if previous else {}
+    earlier = previous.manifest.hyperparameters.get(stage, {}) if previous else {}
     if stage in kept:
         return {**earlier, "adopted": True}
     entry: dict[str, Any] = {"rows": rows, "steps": steps, **config.model_dump()}
