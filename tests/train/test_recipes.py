@@ -185,6 +185,35 @@ def test_continue_from_trains_the_roles_further_and_keeps_stage1(
         keep=["planner", "summarizer"],
     )
     assert third is not None and set(third.roles) == {"planner", "caller", "summarizer"}
+    fourth = run_recipe(
+        "glpft",
+        base=str(tiny_base),
+        data=rows_dir,
+        out=tmp_path / "fourth",
+        config_for=one_epoch,
+        continue_from=first,
+        only=["planner"],
+        keep=["caller", "summarizer"],
+        fresh=["planner"],
+    )
+    assert fourth is not None
+    retrained = fourth.hyperparameters["planner"]
+    assert retrained.get("init_adapter") is None and "continued_from" not in retrained
+    assert retrained["replaced"]["steps"] == len(_losses(first / "planner"))
+    assert _losses(tmp_path / "fourth" / "planner")[0] > 0.5 * fresh_first  # a new adapter, not the earlier one
+    for stages in ({"fresh": ["planner"]}, {"continue_from": first, "fresh": ["stage1"]}):
+        with pytest.raises(ValueError, match="--fresh"):
+            run_recipe("glpft", base=str(tiny_base), data=rows_dir, out=tmp_path / "z", **stages)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="choose one"):
+        run_recipe(
+            "glpft",
+            base=str(tiny_base),
+            data=rows_dir,
+            out=tmp_path / "z",
+            continue_from=first,
+            keep=["planner"],
+            fresh=["planner"],
+        )
     with pytest.raises(ValueError, match="trained on"):
         run_recipe("glpft", base="embedded", data=rows_dir, out=tmp_path / "x", continue_from=first)
     with pytest.raises(ValueError, match="LoRA GLPFT"):

@@ -13,12 +13,13 @@ from umi.cli._common import console, fail
 
 def _command(recipe: str, base: str, data: Path, out: Path, preset: str, full: bool, *rest: Any) -> str:
     """The canonical command line of this run (written into the manifest so the run can be repeated)."""
-    max_rows, max_steps, overrides, continue_from, keep = rest
+    max_rows, max_steps, overrides, continue_from, keep, fresh = rest
     args = ["umi", "train", recipe, "--base", base, "--data", str(data), "--out", str(out), "--preset", preset]
     args += ["--full"] if full else []
     args += ["--continue-from", str(continue_from)] if continue_from is not None else []
-    for stage in keep:
-        args += ["--keep", stage]
+    for flag, stages in (("--keep", keep), ("--fresh", fresh)):
+        for stage in stages:
+            args += [flag, stage]
     for flag, value in (("--max-rows", max_rows), ("--max-steps", max_steps)):
         args += [flag, str(value)] if value is not None else []
     for key, value in overrides.items():
@@ -59,6 +60,15 @@ def train_command(
     keep: list[str] | None = typer.Option(
         None, "--keep", help="With --continue-from: take this stage over unchanged instead of training it (repeatable)."
     ),
+    fresh: list[str] | None = typer.Option(
+        None,
+        "--fresh",
+        help="With --continue-from: train this role anew from the kept stage 1 (a new adapter) instead of "
+        "continuing its adapter (repeatable).",
+    ),
+    lora_top_fraction: float | None = typer.Option(
+        None, "--lora-top-fraction", help="Override the preset's share of layers (from the top) that get LoRA."
+    ),
     only: list[str] | None = typer.Option(
         None,
         "--only",
@@ -84,6 +94,7 @@ def train_command(
         ("max_length", max_length),
         ("threads", threads),
         ("seed", seed),
+        ("lora_top_fraction", lora_top_fraction),
     ):
         if value is not None:
             overrides[key] = value
@@ -100,11 +111,23 @@ def train_command(
             resume=resume,
             overrides=overrides,
             command=_command(
-                recipe, base, data, out, preset_name, full, max_rows, max_steps, overrides, continue_from, keep or []
+                recipe,
+                base,
+                data,
+                out,
+                preset_name,
+                full,
+                max_rows,
+                max_steps,
+                overrides,
+                continue_from,
+                keep or [],
+                fresh or [],
             ),
             only=only or None,
             continue_from=continue_from,
             keep=keep or [],
+            fresh=fresh or [],
         )
     except (DataError, FileExistsError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))

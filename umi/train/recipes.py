@@ -13,7 +13,8 @@ skipped under `--resume`, an unfinished one continues from its last checkpoint.
 `continue_from` (GLPFT with LoRA) trains the roles a further epoch from a finished run's adapters (a `umi train`
 folder or packaged roles): stage 1 is taken over unchanged, since the roles' adapters were trained on that stage-1
 model and would not fit another, and so is every stage in `keep`. On one CPU a second epoch of the roles costs
-what the first did, without repeating stage 1.
+what the first did, without repeating stage 1. A stage in `fresh` is trained anew from the kept stage 1 instead
+(a new adapter, e.g. on more layers), so one role can be retrained without repeating stage 1 or the others.
 """
 
 from __future__ import annotations
@@ -121,6 +122,7 @@ def run_recipe(
     only: Sequence[str] | None = None,
     continue_from: Path | None = None,
     keep: Sequence[str] = (),
+    fresh: Sequence[str] = (),
 ) -> Manifest | None:
     """Train every stage of `recipe` into `out` and write `out/manifest.json` (see `umi.train.manifest`).
 
@@ -128,7 +130,7 @@ def run_recipe(
     trains just those stage-2 stages (stage 1 is trained or resumed first either way): on a CPU with one core per
     process, two processes with `only=["planner"]` and `only=["caller"]` train two roles at once. The manifest is
     written once every stage is done (None before: run the recipe again with `resume` to write it).
-    `continue_from` / `keep`: see the module docstring.
+    `continue_from` / `keep` / `fresh`: see the module docstring.
     """
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; use one of {list(RECIPES)}")
@@ -145,9 +147,14 @@ def run_recipe(
     kept = {"stage1", *keep} if previous else set()
     if keep and previous is None:
         raise ValueError(f"--keep {list(keep)}: takes stages over from a finished run; add --continue-from RUN")
-    bad_keep = sorted(set(keep) - set(_stages(recipe)))
-    if bad_keep:
-        raise ValueError(f"--keep {bad_keep}: not stages of {recipe} ({_stages(recipe)})")
+    if fresh and previous is None:
+        raise ValueError(f"--fresh {list(fresh)}: retrains stages on a finished run's stage 1; add --continue-from RUN")
+    for flag, stages in (("--keep", keep), ("--fresh", fresh)):
+        bad = sorted(set(stages) - set(_stages(recipe)[1:]) - ({"stage1"} if flag == "--keep" else set()))
+        if bad:
+            raise ValueError(f"{flag} {bad}: not stage-2 stages of {recipe} ({_stages(recipe)[1:]})")
+    if set(keep) & set(fresh):
+        raise ValueError(f"--keep and --fresh both name {sorted(set(keep) & set(fresh))}; choose one per stage")
     rows = {s: select_rows(Path(data), _ROW_SET[s], max_rows) for s in _stages(recipe)}
     budget = read_budget(data)
     configs: dict[Stage, TrainConfig] = {}
@@ -156,7 +163,7 @@ def run_recipe(
         patch: dict[str, Any] = {"lora": not full, **(overrides or {})}
         if max_steps is not None:
             patch["max_steps"] = max_steps
-        if previous is not None and stage not in kept:
+        if previous is not None and stage not in kept and stage not in fresh:
             patch["init_adapter"] = str(previous.adapters[stage])
         configs[stage] = cfg.model_copy(update=patch)
     results: dict[Stage, TrainResult] = {}
@@ -195,7 +202,7 @@ def run_recipe(
         roles=roles,  # type: ignore[arg-type]
         data_hash=data_hash([json.dumps([r.as_json_dict() for r in rows[s]]).encode() for s in rows]),
         hyperparameters={
-            s: _hyperparameters(s, len(rows[s]), results[s].steps, c, previous, kept) for s, c in configs.items()
+            s: _hyperparameters(s, len(rows[s]), results[s].steps, c, previous, kept, fresh) for s, c in configs.items()
         },
         command=command,
         prompt_budget=budget.as_dict() if budget is not None else None,
@@ -211,11 +218,15 @@ def _hyperparameters(
     config: TrainConfig,
     previous: PreviousRun | None,
     kept: set[str],
+    fresh: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """A stage's manifest entry: its own rows, steps and config; an adopted stage's is the earlier run's entry, and
-    a continued stage carries the earlier run's entry as `continued_from`, so the whole training is on file."""
+    """A stage's manifest entry: its own rows, steps and config; an adopted stage's is the earlier run's entry, a
+    continued stage carries the earlier run's entry as `continued_from` (so the whole training is on file), and a
+    fresh one the entry it replaced as `replaced`."""
     earlier = previous.manifest.hyperparameters.get(stage, {}) if previous else {}
     if stage in kept:
         return {**earlier, "adopted": True}
     entry: dict[str, Any] = {"rows": rows, "steps": steps, **config.model_dump()}
-    return {**entry, "continued_from": earlier} if previous else entry
+    if previous is None:
+        return entry
+    return {**entry, "replaced" if stage in fresh else "continued_from": earlier}
