@@ -42,7 +42,10 @@ SUBSET = RESULTS / "static_subset_test_100_seed0.json"
 KEPT = RESULTS / "static_subset_predictions"
 STAGE1 = ROOT / "umi/assets/roles/smollm2-glpft/stage1"
 #: Earlier trained roles kept beside the shipped ones so their rows can be rerun: source name → packaged folder.
-ROLE_DIRS = {"glpft-epoch1": ROOT / "benchmarks/roles/smollm2-glpft-epoch1/manifest.json"}
+ROLE_DIRS = {
+    "glpft-epoch1": ROOT / "benchmarks/roles/smollm2-glpft-epoch1/manifest.json",
+    "glpft-planner-half": ROOT / "benchmarks/roles/smollm2-glpft-planner-half/manifest.json",
+}
 METRICS = ("plan_acc", "act_em", "hallu", "arg_f1", "rouge_l", "valid_calls", "marker_share")
 HEADS = ("Plan ACC", "Act EM", "Hallu", "Arg F1", "ROUGE-L", "valid calls", "planner marker")
 

@@ -25,14 +25,32 @@ from _static_subset import (
 
 #: Source `glpft-epoch1`: the roles shipped until the second epoch (one epoch of every row set), kept in
 #: `benchmarks/roles/smollm2-glpft-epoch1`; `embedded-glpft`: the shipped roles (planner and caller a second epoch
-#: from those, `umi train glpft --continue-from`).
+#: from those, `umi train glpft --continue-from`); `glpft-planner-half`: the shipped roles with the planner retrained
+#: anew on the same stage 1 with LoRA on the upper half of the layers (`--fresh planner --lora-top-fraction 0.5`),
+#: kept in `benchmarks/roles/smollm2-glpft-planner-half`.
 CONFIGS = [
     FIRST_TOOL,
+    Config(
+        "glpft-ph-constrained-q8",
+        "glpft-planner-half",
+        True,
+        "GLPFT roles, planner 1 epoch with LoRA on the upper half of the layers, caller 2 epochs, constrained, "
+        "Q8_0 base (llama.cpp)",
+        quant="Q8_0",
+    ),
     Config(
         "glpft2-constrained-q8",
         "embedded-glpft",
         True,
         "shipped GLPFT roles (planner, caller 2 epochs), constrained, Q8_0 base (llama.cpp)",
+        quant="Q8_0",
+    ),
+    Config(
+        "single-constrained-q8",
+        "embedded-glpft",
+        True,
+        "single-LLM (the shipped stage 1 as backbone), constrained, Q8_0 base (llama.cpp)",
+        single=True,
         quant="Q8_0",
     ),
     Config(
