@@ -3,6 +3,7 @@ generates, and the CLI writes the same manifest."""
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -172,48 +173,29 @@ def test_continue_from_trains_the_roles_further_and_keeps_stage1(
     assert continued[0] < 0.5 * fresh_first, (fresh_first, continued)  # it starts where the first run ended
     _generates(second / "manifest.json", "planner")
 
+    glpft = functools.partial(run_recipe, "glpft", base=str(tiny_base), data=rows_dir, config_for=one_epoch)
     packaged = package_glpft(first, tmp_path / "pkg", base=str(tiny_base.resolve()))
     assert packaged.base_adapters == ["stage1"]
-    third = run_recipe(
-        "glpft",
-        base=str(tiny_base),
-        data=rows_dir,
-        out=tmp_path / "third",
-        config_for=one_epoch,
-        continue_from=tmp_path / "pkg",
-        only=["caller"],
-        keep=["planner", "summarizer"],
+    third = glpft(
+        out=tmp_path / "third", continue_from=tmp_path / "pkg", only=["caller"], keep=["planner", "summarizer"]
     )
     assert third is not None and set(third.roles) == {"planner", "caller", "summarizer"}
-    fourth = run_recipe(
-        "glpft",
-        base=str(tiny_base),
-        data=rows_dir,
-        out=tmp_path / "fourth",
-        config_for=one_epoch,
-        continue_from=first,
-        only=["planner"],
-        keep=["caller", "summarizer"],
-        fresh=["planner"],
+    # --fresh: the planner retrained anew on the earlier stage 1, the other roles kept
+    fourth = glpft(
+        out=tmp_path / "fourth", continue_from=first, only=["planner"], keep=["caller", "summarizer"], fresh=["planner"]
     )
     assert fourth is not None
     retrained = fourth.hyperparameters["planner"]
     assert retrained.get("init_adapter") is None and "continued_from" not in retrained
     assert retrained["replaced"]["steps"] == len(_losses(first / "planner"))
     assert _losses(tmp_path / "fourth" / "planner")[0] > 0.5 * fresh_first  # a new adapter, not the earlier one
-    for stages in ({"fresh": ["planner"]}, {"continue_from": first, "fresh": ["stage1"]}):
-        with pytest.raises(ValueError, match="--fresh"):
-            run_recipe("glpft", base=str(tiny_base), data=rows_dir, out=tmp_path / "z", **stages)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="choose one"):
-        run_recipe(
-            "glpft",
-            base=str(tiny_base),
-            data=rows_dir,
-            out=tmp_path / "z",
-            continue_from=first,
-            keep=["planner"],
-            fresh=["planner"],
-        )
+    for wrong, message in (
+        ({"fresh": ["planner"]}, "--fresh"),
+        ({"continue_from": first, "fresh": ["stage1"]}, "--fresh"),
+        ({"continue_from": first, "keep": ["planner"], "fresh": ["planner"]}, "choose one"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            glpft(out=tmp_path / "z", **wrong)
     with pytest.raises(ValueError, match="trained on"):
         run_recipe("glpft", base="embedded", data=rows_dir, out=tmp_path / "x", continue_from=first)
     with pytest.raises(ValueError, match="LoRA GLPFT"):

@@ -145,14 +145,15 @@ def run_recipe(
             raise ValueError("--continue-from continues a LoRA GLPFT run; use it with `glpft` and without --full")
         previous = previous_adapters(Path(continue_from), base_ref)
     kept = {"stage1", *keep} if previous else set()
-    if keep and previous is None:
-        raise ValueError(f"--keep {list(keep)}: takes stages over from a finished run; add --continue-from RUN")
-    if fresh and previous is None:
-        raise ValueError(f"--fresh {list(fresh)}: retrains stages on a finished run's stage 1; add --continue-from RUN")
-    for flag, stages in (("--keep", keep), ("--fresh", fresh)):
-        bad = sorted(set(stages) - set(_stages(recipe)[1:]) - ({"stage1"} if flag == "--keep" else set()))
+    for flag, stages, allowed, does in (
+        ("--keep", keep, _stages(recipe), "takes stages over from a finished run"),
+        ("--fresh", fresh, _stages(recipe)[1:], "retrains stages on a finished run's stage 1"),
+    ):
+        if stages and previous is None:
+            raise ValueError(f"{flag} {list(stages)}: {does}; add --continue-from RUN")
+        bad = sorted(set(stages) - set(allowed))
         if bad:
-            raise ValueError(f"{flag} {bad}: not stage-2 stages of {recipe} ({_stages(recipe)[1:]})")
+            raise ValueError(f"{flag} {bad}: not among the stages {flag} accepts for {recipe} ({allowed})")
     if set(keep) & set(fresh):
         raise ValueError(f"--keep and --fresh both name {sorted(set(keep) & set(fresh))}; choose one per stage")
     rows = {s: select_rows(Path(data), _ROW_SET[s], max_rows) for s in _stages(recipe)}
