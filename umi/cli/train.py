@@ -69,6 +69,11 @@ def train_command(
     lora_top_fraction: float | None = typer.Option(
         None, "--lora-top-fraction", help="Override the preset's share of layers (from the top) that get LoRA."
     ),
+    api_name_weight: float | None = typer.Option(
+        None,
+        "--api-name-weight",
+        help="Loss weight of the target tokens that spell one of the row's API names (default 1: a plain mean).",
+    ),
     only: list[str] | None = typer.Option(
         None,
         "--only",
@@ -95,6 +100,7 @@ def train_command(
         ("threads", threads),
         ("seed", seed),
         ("lora_top_fraction", lora_top_fraction),
+        ("api_name_weight", api_name_weight),
     ):
         if value is not None:
             overrides[key] = value

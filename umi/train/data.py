@@ -7,6 +7,13 @@ guess from character offsets. Only the target tokens and the end-of-turn carry l
 If the tokenizer's EOS is the literal `</s>` it already ends the target; otherwise the EOS id is appended as well,
 so the model learns to stop both by the wire format's `</s>` and by its own EOS.
 
+API-name emphasis (`TrainConfig.api_name_weight`, off at 1.0): the target tokens that spell the API its step calls
+(`step_call_names`) get that weight in the loss. The planner's one decision is which API comes next, and in a
+100-token thought those few tokens are a small share of the mean loss; the measured failure is a planner whose
+thought names the previous call's API again (29 of 53 later call steps of the 100-step subset, gold 10).
+Only the step's own call is weighted, not every API name: thoughts also name earlier calls ("the previous call to
+X failed"), and weighting those would teach the copying that fails.
+
 Too long: the prompt loses tokens from its LEFT (its beginning: the oldest part of the tool documents; a leading
 BOS is kept), the target is kept whole. A target longer than `max_length - max_length // 4` is itself cut at its
 right end (it loses its end-of-turn); such rows are counted in `Encoded.target_truncated`.
@@ -14,14 +21,16 @@ right end (it loses its end-of-turn); such rows are counted in `Encoded.target_t
 
 from __future__ import annotations
 
+import json
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from umi.format import END_OF_TURN, TRAIN_SYSTEM_PREFIX
+from umi.format import END_OF_TURN, TRAIN_SYSTEM_PREFIX, parse_action
 from umi.schema import Row
 
 IGNORE = -100
@@ -35,6 +44,8 @@ class Encoded:
     labels: list[int]
     prompt_truncated: bool = False
     target_truncated: bool = False
+    #: The loss weight of each position (aligned with `labels`; None: all 1.0).
+    weights: list[float] | None = None
 
     @property
     def target_tokens(self) -> int:
@@ -49,8 +60,47 @@ def target_ids(tokenizer: Any, target: str) -> list[int]:
     return ids
 
 
-def encode_row(row: Row, tokenizer: Any, max_length: int, *, compat: bool = False) -> Encoded:
-    """Tokenize one row (see the module docstring for the layout and the truncation rule)."""
+def step_call_names(rows: Sequence[Row], caller_rows: Sequence[Row]) -> list[list[str]]:
+    """The API each row's step calls: the row's own `Action:` (caller and backbone rows), or, for a planner row, the
+    action of the caller row that follows it (same tools, its history = the planner row's history + this thought).
+    Empty for steps that call nothing (conclusion, give up)."""
+    follows: dict[str, str] = {}
+    for c in caller_rows:
+        action, _ = parse_action(c.target)
+        if action and c.history and c.history[-1].get("from") == "assistant":
+            follows[_step_key(c.tools, c.history[:-1], c.history[-1].get("value", ""))] = action
+    out: list[list[str]] = []
+    for r in rows:
+        action, _ = parse_action(r.target)
+        action = action or follows.get(_step_key(r.tools, r.history, r.target))
+        out.append([action] if action else [])
+    return out
+
+
+def _step_key(tools: Any, history: Any, thought: str) -> str:
+    return json.dumps([tools, history, thought], sort_keys=True)
+
+
+def api_name_weights(tokenizer: Any, target: str, names: Sequence[str], weight: float) -> list[float]:
+    """One weight per id of `target_ids(tokenizer, target)`: `weight` where the token overlaps an occurrence of one
+    of `names` in the target text, 1.0 elsewhere (the end-of-turn and EOS included)."""
+    text = target + END_OF_TURN
+    spans = [(m.start(), m.end()) for n in names if n for m in re.finditer(re.escape(n), target)]
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    out = [weight if any(a < e and s < b for s, e in spans) else 1.0 for a, b in offsets]
+    return out + [1.0] * (len(target_ids(tokenizer, target)) - len(out))
+
+
+def encode_row(
+    row: Row,
+    tokenizer: Any,
+    max_length: int,
+    *,
+    compat: bool = False,
+    api_name_weight: float = 1.0,
+    emphasis: Sequence[str] = (),
+) -> Encoded:
+    """Tokenize one row (see the module docstring for the layout, the truncation rule and API-name emphasis)."""
     prompt_text = (TRAIN_SYSTEM_PREFIX if compat else "") + row.input
     prompt: list[int] = tokenizer(prompt_text, add_special_tokens=True)["input_ids"]
     target = target_ids(tokenizer, row.target)
@@ -65,11 +115,28 @@ def encode_row(row: Row, tokenizer: Any, max_length: int, *, compat: bool = Fals
         if len(prompt) > keep:
             prompt = head + prompt[len(prompt) - (keep - len(head)) :] if keep > len(head) else head[:keep]
             prompt_cut = True
-    return Encoded(prompt + target, [IGNORE] * len(prompt) + list(target), prompt_cut, target_cut)
+    weights = None
+    if api_name_weight != 1.0:
+        named = api_name_weights(tokenizer, row.target, emphasis, api_name_weight)
+        weights = [1.0] * len(prompt) + named[: len(target)]
+    return Encoded(prompt + target, [IGNORE] * len(prompt) + list(target), prompt_cut, target_cut, weights)
 
 
-def encode_rows(rows: Sequence[Row], tokenizer: Any, max_length: int, *, compat: bool = False) -> list[Encoded]:
-    return [encode_row(r, tokenizer, max_length, compat=compat) for r in rows]
+def encode_rows(
+    rows: Sequence[Row],
+    tokenizer: Any,
+    max_length: int,
+    *,
+    compat: bool = False,
+    api_name_weight: float = 1.0,
+    emphasis: Sequence[Sequence[str]] | None = None,
+) -> list[Encoded]:
+    """`encode_row` over rows; `emphasis[i]`: the names weighted in row i's target (`step_call_names`)."""
+    names = emphasis if emphasis is not None else [()] * len(rows)
+    return [
+        encode_row(r, tokenizer, max_length, compat=compat, api_name_weight=api_name_weight, emphasis=n)
+        for r, n in zip(rows, names, strict=True)
+    ]
 
 
 def plan_epoch(
@@ -119,13 +186,17 @@ def collate(examples: Sequence[Encoded], pad_id: int, *, pad_to: int | None = No
     width = pad_to or max(len(e.input_ids) for e in examples)
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+    weights = torch.ones((len(examples), width)) if any(e.weights for e in examples) else None
     mask = torch.zeros((len(examples), width), dtype=torch.long)
     for r, e in enumerate(examples):
         n = len(e.input_ids)
         ids[r, :n] = torch.tensor(e.input_ids)
         labels[r, :n] = torch.tensor(e.labels)
+        if weights is not None and e.weights:
+            weights[r, :n] = torch.tensor(e.weights)
         mask[r, :n] = 1
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    out = {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    return out if weights is None else {**out, "weights": weights}
 
 
 def collate_packed(bins: Sequence[Sequence[Encoded]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -142,13 +213,17 @@ def collate_packed(bins: Sequence[Sequence[Encoded]], pad_id: int) -> dict[str, 
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
     pos = torch.zeros((len(rows), width), dtype=torch.long)
+    weights = torch.ones((len(rows), width)) if any(e.weights for b in rows for e in b) else None
     for r, b in enumerate(rows):
         at = 0
         for e in b:
             n = len(e.input_ids)
             ids[r, at : at + n] = torch.tensor(e.input_ids)
             labels[r, at : at + n] = torch.tensor(e.labels)
+            if weights is not None and e.weights:
+                weights[r, at : at + n] = torch.tensor(e.weights)
             pos[r, at : at + n] = torch.arange(n)
             at += n
         pos[r, at:] = torch.arange(width - at)
-    return {"input_ids": ids, "labels": labels, "position_ids": pos}
+    out = {"input_ids": ids, "labels": labels, "position_ids": pos}
+    return out if weights is None else {**out, "weights": weights}

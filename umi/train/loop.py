@@ -105,6 +105,9 @@ def _batch(encoded: Sequence[Encoded], micro: Any, pad_id: int, packing: bool) -
         batch = collate([encoded[i] for i in micro], pad_id)
     labels = batch.pop("labels")
     batch["shifted"] = torch.cat([labels[:, 1:], torch.full_like(labels[:, :1], IGNORE)], dim=1)
+    if "weights" in batch:
+        w = batch.pop("weights")
+        batch["shifted_weights"] = torch.cat([w[:, 1:], torch.ones_like(w[:, :1])], dim=1)
     return batch
 
 
@@ -112,28 +115,41 @@ def _target_count(batch: dict[str, torch.Tensor]) -> int:
     return int(batch["targets"].numel()) if "targets" in batch else int((batch["shifted"] != IGNORE).sum())
 
 
-def token_loss_sum(model: Any, batch: dict[str, torch.Tensor], *, lm_head_at_loss: bool = True) -> torch.Tensor:
-    """The summed next-token cross-entropy of a batch (a pack from `collate_pack`, or rows with `shifted`
-    labels). With `lm_head_at_loss` the vocabulary projection runs only at positions that carry a loss
-    (`logits_to_keep` with those positions), which gives the same loss for a fraction of the LM-head compute."""
+def token_losses(
+    model: Any, batch: dict[str, torch.Tensor], *, lm_head_at_loss: bool = True
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The next-token cross-entropy at every loss position of a batch (a pack from `collate_pack`, or rows with
+    `shifted` labels), 1D, and each position's loss weight (None when the batch carries none). With
+    `lm_head_at_loss` the vocabulary projection runs only at positions that carry a loss (`logits_to_keep` with
+    those positions), which gives the same loss for a fraction of the LM-head compute."""
     batch = dict(batch)
     if "targets" in batch:
         positions, targets = batch.pop("loss_positions"), batch.pop("targets")
+        weights = batch.pop("weights", None)
         if lm_head_at_loss:
             logits = model(**batch, use_cache=False, logits_to_keep=positions).logits[0].float()
         else:
             logits = model(**batch, use_cache=False).logits[0, positions].float()
-        return torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
+        return torch.nn.functional.cross_entropy(logits, targets, reduction="none"), weights
     shifted = batch.pop("shifted")
+    shifted_weights = batch.pop("shifted_weights", None)
     if lm_head_at_loss:
         positions = (shifted != IGNORE).any(0).nonzero().squeeze(-1)
         logits = model(**batch, use_cache=False, logits_to_keep=positions).logits.float()
         labels = shifted[:, positions]
+        w = None if shifted_weights is None else shifted_weights[:, positions]
     else:
-        logits, labels = model(**batch, use_cache=False).logits.float(), shifted
-    return torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=IGNORE, reduction="sum"
+        logits, labels, w = model(**batch, use_cache=False).logits.float(), shifted, shifted_weights
+    keep = labels.reshape(-1) != IGNORE
+    ce = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=IGNORE, reduction="none"
     )
+    return ce[keep], (None if w is None else w.reshape(-1)[keep])
+
+
+def token_loss_sum(model: Any, batch: dict[str, torch.Tensor], *, lm_head_at_loss: bool = True) -> torch.Tensor:
+    """The summed next-token cross-entropy of a batch (`token_losses`), unweighted."""
+    return token_losses(model, batch, lm_head_at_loss=lm_head_at_loss)[0].sum()
 
 
 def _optimizer(model: Any, config: TrainConfig) -> torch.optim.Optimizer:
@@ -162,13 +178,15 @@ def train(
     resume: bool = False,
     on_step: Callable[[int, float], None] | None = None,
     label: str = "train",
+    emphasis: Sequence[Sequence[str]] | None = None,
 ) -> TrainResult:
     """Fine-tune `base` on `rows` into `out` (`out/adapter` or `out/model`), with checkpoints under
     `out/checkpoints`, the resolved config in `out/config.json` and per-step metrics in `out/metrics.jsonl`.
 
     `resume=True` continues from the last checkpoint (or returns at once if the run already finished); without it
     a folder that already holds checkpoints is refused, so two runs never mix. `on_step(step, loss)` is called after
-    each optimizer step and its checkpoint (tests use it to kill a run).
+    each optimizer step and its checkpoint (tests use it to kill a run). `emphasis[i]`: the API names weighted by
+    `config.api_name_weight` in row i's target (`umi.train.data.step_call_names`).
     """
     from accelerate import Accelerator
     from transformers import get_scheduler
@@ -191,7 +209,14 @@ def train(
     _seed_all(config.seed)
     tokenizer = load_tokenizer(base)
     model = prepare_model(load_model(base), config)
-    encoded = encode_rows(rows, tokenizer, config.max_length, compat=config.compat)
+    encoded = encode_rows(
+        rows,
+        tokenizer,
+        config.max_length,
+        compat=config.compat,
+        api_name_weight=config.api_name_weight,
+        emphasis=emphasis,
+    )
     if config.threads:
         torch.set_num_threads(config.threads)
     plan = schedule(encoded, config, accelerator.num_processes, accelerator.process_index, rows=rows)
@@ -238,9 +263,11 @@ def train(
                 batch = {k: v.to(accelerator.device) for k, v in batch.items()}
                 tokens_in = int(batch["input_ids"].numel()) if "targets" in batch else None
                 with accelerator.accumulate(model):
-                    ce = token_loss_sum(model, batch, lm_head_at_loss=config.lm_head_at_loss)
+                    per_token, weights = token_losses(model, batch, lm_head_at_loss=config.lm_head_at_loss)
+                    ce = per_token.sum()  # logged unweighted, so losses compare across runs
+                    objective = ce if weights is None else (per_token * weights).sum()
                     # accelerate divides by grad_accum in backward; scaling back gives the step's token mean.
-                    accelerator.backward(ce / max(n_target, 1) * config.grad_accum)
+                    accelerator.backward(objective / max(n_target, 1) * config.grad_accum)
                     if accelerator.sync_gradients and config.max_grad_norm:
                         accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
                     optimizer.step()

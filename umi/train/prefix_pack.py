@@ -99,11 +99,14 @@ def order_packs(packs: Sequence[Pack], *, seed: int, epoch: int) -> list[Pack]:
 
 def collate_pack(pack: Pack, encoded: Sequence[Encoded], dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
     """`input_ids`, `position_ids` and a 4D additive `attention_mask` of shape (1, 1, T, T), plus
-    `loss_positions` (1D) and `targets` (the next token at each of those positions)."""
+        `loss_positions` (1D) and `targets` (the next token at each of those positions), and `weights` (each loss
+    position's weight) when a row carries API-name emphasis."""
     base = encoded[pack.base]
     ids: list[int] = list(base.input_ids)
     pos: list[int] = list(range(len(base.input_ids)))
     nxt: list[int] = [*base.labels[1:], IGNORE]
+    weighted = any(encoded[i].weights for i in [pack.base, *(i for i, _ in pack.branches)])
+    w = [*(base.weights or [1.0] * len(base.labels))[1:], 1.0]
     spans: list[tuple[int, int, int]] = []  # (start, end, lcp) of each branch segment
     for i, c in pack.branches:
         e = encoded[i]
@@ -111,6 +114,7 @@ def collate_pack(pack: Pack, encoded: Sequence[Encoded], dtype: torch.dtype = to
         ids.extend(e.input_ids[c:])
         pos.extend(range(c, len(e.input_ids)))
         nxt.extend([*e.labels[c + 1 :], IGNORE])
+        w.extend([*(e.weights or [1.0] * len(e.labels))[c + 1 :], 1.0])
         spans.append((start, len(ids), c))
     t = len(ids)
     allowed = torch.zeros((t, t), dtype=torch.bool)
@@ -123,13 +127,14 @@ def collate_pack(pack: Pack, encoded: Sequence[Encoded], dtype: torch.dtype = to
     mask = torch.zeros((t, t), dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
     targets = torch.tensor(nxt, dtype=torch.long)
     loss_positions = (targets != IGNORE).nonzero().squeeze(-1)
-    return {
+    out = {
         "input_ids": torch.tensor([ids], dtype=torch.long),
         "position_ids": torch.tensor([pos], dtype=torch.long),
         "attention_mask": mask[None, None],
         "loss_positions": loss_positions,
         "targets": targets[loss_positions],
     }
+    return out if not weighted else {**out, "weights": torch.tensor(w)[loss_positions]}
 
 
 def pack_stats(packs: Sequence[Pack], encoded: Sequence[Encoded]) -> dict[str, int]:

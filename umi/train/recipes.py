@@ -31,6 +31,7 @@ from umi.data.io import load_rows, write_json
 from umi.models.embedded import cached_file
 from umi.schema import Row
 from umi.train.config import Stage, TrainConfig, preset
+from umi.train.data import step_call_names
 from umi.train.loop import TrainResult, finished_run, train
 from umi.train.manifest import Manifest, RoleArtifact, data_hash, load_manifest
 from umi.train.model import merge_adapter
@@ -105,6 +106,13 @@ def _stages(recipe: str) -> list[Stage]:
     }[recipe]  # type: ignore[return-value]
 
 
+def _emphasis(data: Path, rows: Sequence[Row], config: TrainConfig) -> list[list[str]] | None:
+    """The API names `config.api_name_weight` weights in each row (None when it is off): the step's own call."""
+    if config.api_name_weight == 1.0:
+        return None
+    return step_call_names(rows, select_rows(data, _ROW_SET["caller"], None))
+
+
 def run_recipe(
     recipe: str,
     *,
@@ -175,14 +183,28 @@ def run_recipe(
             results[name] = adopt_stage(previous.adapters[name], out / name, base_ref, steps)  # type: ignore[index]
     elif "stage1" in rows:
         results["stage1"] = train(
-            rows["stage1"], base_ref, out / "stage1", configs["stage1"], resume=resume, label="stage1"
+            rows["stage1"],
+            base_ref,
+            out / "stage1",
+            configs["stage1"],
+            resume=resume,
+            label="stage1",
+            emphasis=_emphasis(Path(data), rows["stage1"], configs["stage1"]),
         )
     if recipe == "glpft":
         s1 = results["stage1"].artifact
         role_base = str(merge_adapter(base_ref, s1, out / "stage1" / "merged")) if not full else str(s1)
     for stage in rows:
         if stage not in results and (only is None or stage in only):
-            results[stage] = train(rows[stage], role_base, out / stage, configs[stage], resume=resume, label=stage)
+            results[stage] = train(
+                rows[stage],
+                role_base,
+                out / stage,
+                configs[stage],
+                resume=resume,
+                label=stage,
+                emphasis=_emphasis(Path(data), rows[stage], configs[stage]),
+            )
     if len(results) < len(rows):
         return None
 
