@@ -10,9 +10,11 @@ same rows once (one optimizer step per trajectory's rows, after one untimed warm
 * `lm-head`      — + the vocabulary projection only at positions that carry a loss;
 * `lm-head+bf16` — + bf16 autocast (AMX / AVX512-BF16 matmuls on CPUs that have them; emulated, and slower, on
                    CPUs without them);
-* `prefix-pack`  — `lm-head` + exact prefix-shared packing (one sequence per trajectory, the shared prefix computed
-                   once), with bf16 autocast where `umi.models.hf.bf16_is_fast` says this CPU runs it fast: the
-                   `cpu-epoch` path, which makes the same choice;
+* `prefix-pack-mask` — `lm-head` + exact prefix-shared packing (one sequence per trajectory, the shared prefix
+                   computed once) under one 4D mask over the whole pack, with bf16 autocast where
+                   `umi.models.hf.bf16_is_fast` says this CPU runs it fast (as `cpu-epoch` chooses);
+* `prefix-pack`  — the same with segment attention (`umi.train.prefix_pack.pack_attention`: each segment of the
+                   pack on its own, not one masked T x T attention): the `cpu-epoch` path;
 * `top-half`     — `prefix-pack` with LoRA on the upper half of the layers only (the backward pass stops there).
 * `top-quarter`  — the same with LoRA on the upper quarter.
 
@@ -36,7 +38,7 @@ from _results import results_header, shared_data  # benchmarks/ is on sys.path w
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = shared_data() / "alpha_umi" / "dataset" / "toolbench" / "test" / "out_of_domain.json"
-MODES = ("dynamic", "lm-head", "lm-head+bf16", "prefix-pack", "top-half", "top-quarter")
+MODES = ("dynamic", "lm-head", "lm-head+bf16", "prefix-pack-mask", "prefix-pack", "top-half", "top-quarter")
 
 
 def _rows(n: int):  # type: ignore[no-untyped-def]
@@ -56,7 +58,7 @@ def child(mode: str, args: argparse.Namespace) -> dict[str, float]:
     from umi.train.data import encode_rows
     from umi.train.loop import _batch, _target_count, token_loss_sum
     from umi.train.model import load_model, load_tokenizer, prepare_model
-    from umi.train.prefix_pack import plan_packs
+    from umi.train.prefix_pack import plan_packs, use_pack_attention
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -69,7 +71,9 @@ def child(mode: str, args: argparse.Namespace) -> dict[str, float]:
     model.train()
     rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    packed = mode in ("prefix-pack", "top-half", "top-quarter")
+    packed = mode in ("prefix-pack-mask", "prefix-pack", "top-half", "top-quarter")
+    if packed and mode != "prefix-pack-mask":
+        use_pack_attention(model)
     bf16 = mode == "lm-head+bf16" or (packed and _fast_bf16())
     steps = []
     for rows in groups:

@@ -12,7 +12,7 @@ from umi.schema import ToolDoc, Trajectory, Turn
 from umi.train.data import IGNORE, encode_rows
 from umi.train.loop import _batch, token_loss_sum
 from umi.train.model import load_model, load_tokenizer
-from umi.train.prefix_pack import collate_pack, pack_stats, plan_packs
+from umi.train.prefix_pack import collate_pack, pack_stats, plan_packs, use_pack_attention
 
 
 def _long_trajectory() -> Trajectory:
@@ -42,8 +42,12 @@ def _per_token_losses(model, encoded, order):  # type: ignore[no-untyped-def]
     return torch.cat(out)
 
 
-@pytest.mark.parametrize("row_set", ["backbone", "planner", "caller"])
-def test_prefix_packed_losses_and_gradients_equal_separate_rows(tiny_base: Path, row_set: str) -> None:
+@pytest.mark.parametrize(
+    ("row_set", "attention"),
+    [("backbone", "sdpa"), ("planner", "sdpa"), ("caller", "sdpa"), ("backbone", "segments"), ("planner", "segments")],
+)
+def test_prefix_packed_losses_and_gradients_equal_separate_rows(tiny_base: Path, row_set: str, attention: str) -> None:
+    """`sdpa`: one attention over the pack under its 4D mask; `segments`: `pack_attention`, segment by segment."""
     rows = build_rows([_long_trajectory()]).get(row_set)
     assert len(rows) >= 3
     tok = load_tokenizer(str(tiny_base))
@@ -57,6 +61,8 @@ def test_prefix_packed_losses_and_gradients_equal_separate_rows(tiny_base: Path,
     model = load_model(str(tiny_base))
     model.eval()  # no dropout: both sides compute the same function
     separate = _per_token_losses(model, encoded, order)
+    if attention == "segments":
+        use_pack_attention(model)  # after the separate rows: those ran on transformers' own SDPA
     separate.sum().backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters()}
     model.zero_grad()

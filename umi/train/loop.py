@@ -35,7 +35,7 @@ from umi.train.checkpoint import checkpoints, load_checkpoint, read_metrics, sav
 from umi.train.config import TrainConfig
 from umi.train.data import IGNORE, Encoded, collate, collate_packed, encode_rows, pack_plan, plan_epoch
 from umi.train.model import load_model, load_tokenizer, prepare_model, save_result
-from umi.train.prefix_pack import Pack, collate_pack, order_packs, plan_packs
+from umi.train.prefix_pack import Pack, collate_pack, order_packs, plan_packs, use_pack_attention
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -209,6 +209,8 @@ def train(
     _seed_all(config.seed)
     tokenizer = load_tokenizer(base)
     model = prepare_model(load_model(base), config)
+    if config.prefix_packing:
+        use_pack_attention(model)  # each pack segment on its own instead of one masked T x T attention
     encoded = encode_rows(
         rows,
         tokenizer,

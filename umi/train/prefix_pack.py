@@ -14,6 +14,14 @@ Two details keep it exact:
 * The mask is a float additive 4D mask (0 allowed, dtype-min elsewhere): the eager attention path misreads a
   boolean 4D mask, SDPA takes either.
 
+**Segment attention** (`PACK_ATTENTION`, set by `use_pack_attention`, which `umi.train.loop.train` does for
+prefix-packed runs). With the 4D mask, SDPA computes a score for every (query, key) pair of the pack and masks
+most of them away: branches never see each other. The pack also carries its `pack_segments` (start, end, LCP
+per segment), and the attention function computes each segment on its own: the base with `is_causal`, each
+branch's queries against the keys of its prefix plus its own, causal at the end. The same function as the mask,
+for the work the mask leaves: 1.4x forward + backward on a 2,075-token planner pack (one thread, LoRA on the upper
+quarter). Without `pack_segments` (generation, separate rows) it is transformers' SDPA path unchanged.
+
 Branches are taken on ids, not text: tokenising pieces separately drifts inside histories (an empty observation
 merges with the next `assistant`), while each row's own ids after the LCP are exact by construction.
 
@@ -27,8 +35,10 @@ import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from umi.schema import Row
 from umi.train.data import IGNORE, Encoded
@@ -133,6 +143,7 @@ def collate_pack(pack: Pack, encoded: Sequence[Encoded], dtype: torch.dtype = to
         "attention_mask": mask[None, None],
         "loss_positions": loss_positions,
         "targets": targets[loss_positions],
+        "pack_segments": torch.tensor([(0, n0, 0), *spans], dtype=torch.long),
     }
     return out if not weighted else {**out, "weights": torch.tensor(w)[loss_positions]}
 
@@ -141,3 +152,57 @@ def pack_stats(packs: Sequence[Pack], encoded: Sequence[Encoded]) -> dict[str, i
     """Tokens as separate rows vs tokens in packs (the saving prefix sharing buys)."""
     rows = sum(len(encoded[p.base].input_ids) + sum(len(encoded[i].input_ids) for i, _ in p.branches) for p in packs)
     return {"packs": len(packs), "row_tokens": rows, "packed_tokens": sum(p.tokens for p in packs)}
+
+
+# ---- segment attention ----------------------------------------------------------------------------------------
+
+PACK_ATTENTION = "umi_prefix_pack"
+
+
+def pack_attention(
+    module: Any,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    pack_segments: torch.Tensor | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """A transformers attention function (registered as `PACK_ATTENTION`): segment by segment for a pack (see the
+    module docstring), transformers' SDPA otherwise. `query` is (1, heads, T, d), `key` / `value` (1, kv heads, T,
+    d); returns (1, T, heads, d) as transformers' attention functions do."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if pack_segments is None:
+        return sdpa_attention_forward(  # type: ignore[no-any-return]
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
+    groups = query.shape[1] // key.shape[1]
+    if groups > 1:
+        key, value = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1)
+    outs = []
+    for start, end, lcp in pack_segments.tolist():
+        q = query[:, :, start:end]
+        if lcp == 0:
+            k, v, mask, causal = key[:, :, start:end], value[:, :, start:end], None, True
+        else:
+            k = torch.cat([key[:, :, :lcp], key[:, :, start:end]], 2)
+            v = torch.cat([value[:, :, :lcp], value[:, :, start:end]], 2)
+            n = end - start  # causal at the end: query i sees the prefix and branch tokens 0..i
+            mask = torch.ones(n, lcp + n, dtype=torch.bool, device=q.device).tril(diagonal=lcp)
+            causal = False
+        outs.append(
+            F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal, scale=scaling)
+        )
+    return torch.cat(outs, 2).transpose(1, 2).contiguous(), None
+
+
+def use_pack_attention(model: Any) -> None:
+    """Switch `model` (plain or PEFT-wrapped) to `pack_attention`; registers it with transformers once."""
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(PACK_ATTENTION, pack_attention)
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner.set_attn_implementation(PACK_ATTENTION)
