@@ -27,9 +27,19 @@ from _static_subset import (
 #: `benchmarks/roles/smollm2-glpft-epoch1`; `embedded-glpft`: the shipped roles (planner and caller a second epoch
 #: from those, `umi train glpft --continue-from`); `glpft-planner-half`: the shipped roles with the planner retrained
 #: anew on the same stage 1 with LoRA on the upper half of the layers (`--fresh planner --lora-top-fraction 0.5`),
-#: kept in `benchmarks/roles/smollm2-glpft-planner-half`.
+#: kept in `benchmarks/roles/smollm2-glpft-planner-half`; `glpft-planner-w5`: the same with the planner retrained
+#: anew on the upper quarter with API-name emphasis (`--fresh planner --api-name-weight 5`), kept in
+#: `benchmarks/roles/smollm2-glpft-planner-w5`.
 CONFIGS = [
     FIRST_TOOL,
+    Config(
+        "glpft-pw5-constrained-q8",
+        "glpft-planner-w5",
+        True,
+        "GLPFT roles, planner 1 epoch with API-name emphasis (weight 5), caller 2 epochs, constrained, Q8_0 base "
+        "(llama.cpp)",
+        quant="Q8_0",
+    ),
     Config(
         "glpft-ph-constrained-q8",
         "glpft-planner-half",

@@ -1,0 +1,111 @@
+"""Which API the system calls on the 100-step subset's call steps, from the kept predictions (no model runs).
+
+Act EM says how often the called API is the gold one; this says what the system called instead: the API of the
+previous call again (the measured failure of the trained planners), the first tool of the list (the floor's
+choice), or another. It also counts how often the planner's thought names the gold API, and how often the caller
+then calls an API the thought names. Reads `benchmarks/results/static_subset_predictions/<engine>/<config>.jsonl`
+and the split's test part (`runs/split/test.json`, as `constrained_static.py` makes it).
+
+    python benchmarks/planner_choice.py --configs first-tool glpft2-constrained-q8 single-constrained-q8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from _results import results_header  # benchmarks/ is on sys.path when run as a script
+
+from umi.data.io import load_trajectories
+from umi.data.rows import iter_steps
+from umi.format import parse_action
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks/results"
+SUBSET = RESULTS / "static_subset_test_100_seed0.json"
+COLUMNS = (
+    ("call steps", "steps"),
+    ("called the gold API", "gold"),
+    ("called the previous call's API", "repeat"),
+    ("… where gold repeats too", "repeat_gold"),
+    ("called the first tool", "first"),
+    ("thought names the gold API", "thought_gold"),
+    ("called an API its thought names", "follows"),
+)
+
+
+def _call(text: str) -> str | None:
+    action, _ = parse_action(text)
+    return action or None
+
+
+def count(predictions: Path, data: Path) -> dict[str, int]:
+    """The counts of `COLUMNS` over the subset's call steps for one kept predictions file."""
+    steps = {(s.traj, s.step): s for s in iter_steps(load_trajectories(data).items)}
+    keys = [tuple(k) for k in json.loads(SUBSET.read_text())["steps"]]
+    preds = {}
+    for line in predictions.read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        preds[(r["traj"], r["step"])] = r["prediction"]
+    c = dict.fromkeys((key for _, key in COLUMNS), 0)
+    for key in keys:
+        s = steps[key]
+        if s.route != "caller" or key not in preds:
+            continue
+        gold = _call(s.action or "")
+        thought, _, rest = preds[key].partition("</s>")
+        called = _call(rest.partition("caller:")[2]) if "caller:" in rest else None
+        previous = [_call(t.value) for t in s.history if t.role == "caller"]
+        names = [d.Name for d in s.tools]
+        c["steps"] += 1
+        c["gold"] += called == gold
+        c["repeat"] += bool(previous) and called == previous[-1]
+        c["repeat_gold"] += bool(previous) and called == previous[-1] == gold
+        c["first"] += called == names[0]
+        c["thought_gold"] += bool(gold) and gold in thought
+        c["follows"] += bool(called) and called in thought
+    return c
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--configs", nargs="+", required=True)
+    ap.add_argument("--engine", default="llama.cpp")
+    ap.add_argument("--data", type=Path, default=ROOT / "runs/split/test.json")
+    ap.add_argument("--out", type=Path, default=RESULTS / "planner_choice.md")
+    args = ap.parse_args()
+    header = results_header()
+    rows = {
+        name: count(RESULTS / "static_subset_predictions" / args.engine / f"{name}.jsonl", args.data)
+        for name in args.configs
+    }
+    lines = [
+        header.rstrip("\n"),
+        "",
+        "# What the system calls on the subset's call steps",
+        "",
+        f"The call steps of the seeded 100-step subset (`{SUBSET.relative_to(ROOT)}`), teacher-forced (the history is"
+        f" gold), from the kept {args.engine} predictions. *Previous call's API*: the called API equals the last call "
+        "of the history (steps after the first call); *where gold repeats too*: those of them whose gold call is that "
+        "API again. Counts, not percentages.",
+        "",
+        "| config | " + " | ".join(label for label, _ in COLUMNS) + " |",
+        "|---|" + "--:|" * len(COLUMNS),
+    ]
+    for name, c in rows.items():
+        lines.append(f"| {name} | " + " | ".join(str(c[key]) for _, key in COLUMNS) + " |")
+    steps = {(s.traj, s.step): s for s in iter_steps(load_trajectories(args.data).items)}
+    later = [steps[tuple(k)] for k in json.loads(SUBSET.read_text())["steps"]]
+    later = [s for s in later if s.route == "caller" and any(t.role == "caller" for t in s.history)]
+    repeats = sum(_call(s.action or "") == [_call(t.value) for t in s.history if t.role == "caller"][-1] for s in later)
+    lines += [
+        "",
+        f"Gold: of the {len(later)} call steps that follow an earlier call, {repeats} call the same API again.",
+    ]
+    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
