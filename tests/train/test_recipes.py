@@ -200,3 +200,23 @@ def test_continue_from_trains_the_roles_further_and_keeps_stage1(
         run_recipe("glpft", base="embedded", data=rows_dir, out=tmp_path / "x", continue_from=first)
     with pytest.raises(ValueError, match="LoRA GLPFT"):
         run_recipe("single", base=str(tiny_base), data=rows_dir, out=tmp_path / "y", continue_from=first)
+
+
+def test_api_name_weight_reaches_training(tiny_base: Path, rows_dir: Path, tmp_path: Path) -> None:
+    """`--api-name-weight` is recorded and changes the gradient: the same seed gives the same first (plain) loss
+    and a different third one (the preset's warm-up makes the first step's learning rate 0)."""
+    from typer.testing import CliRunner
+
+    from umi.cli.main import app
+
+    args = ["train", "single", "--base", str(tiny_base), "--data", str(rows_dir), "--max-steps", "3"]
+    args += ["--max-length", "256", "--micro-batch", "2"]
+    runner = CliRunner()
+    for name, extra in (("plain", []), ("weighted", ["--api-name-weight", "8"])):
+        result = runner.invoke(app, [*args, "--out", str(tmp_path / name), *extra])
+        assert result.exit_code == 0, result.output
+    manifest = load_manifest(tmp_path / "weighted")
+    assert manifest.hyperparameters["stage1"]["api_name_weight"] == 8 and "--api-name-weight 8" in manifest.command
+    plain, weighted = _losses(tmp_path / "plain" / "stage1"), _losses(tmp_path / "weighted" / "stage1")
+    assert plain[0] == pytest.approx(weighted[0], rel=1e-6)
+    assert abs(plain[2] - weighted[2]) > 1e-6
