@@ -19,7 +19,9 @@ from _results import results_header  # benchmarks/ is on sys.path when run as a 
 
 from umi.data.io import load_trajectories
 from umi.data.rows import iter_steps
+from umi.evaluate.steps import read_step_keys
 from umi.format import parse_action
+from umi.schema import Step
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks/results"
@@ -40,29 +42,30 @@ def _call(text: str) -> str | None:
     return action or None
 
 
-def count(predictions: Path, data: Path) -> dict[str, int]:
-    """The counts of `COLUMNS` over the subset's call steps for one kept predictions file."""
-    steps = {(s.traj, s.step): s for s in iter_steps(load_trajectories(data).items)}
-    keys = [tuple(k) for k in json.loads(SUBSET.read_text())["steps"]]
+def _previous(step: Step) -> str | None:
+    """The API of the history's last call (None before the first call)."""
+    calls = [_call(t.value) for t in step.history if t.role == "caller"]
+    return calls[-1] if calls else None
+
+
+def count(predictions: Path, steps: list[Step]) -> dict[str, int]:
+    """The counts of `COLUMNS` over the subset's call steps (`steps`) for one kept predictions file."""
     preds = {}
     for line in predictions.read_text(encoding="utf-8").splitlines():
         r = json.loads(line)
         preds[(r["traj"], r["step"])] = r["prediction"]
     c = dict.fromkeys((key for _, key in COLUMNS), 0)
-    for key in keys:
-        s = steps[key]
-        if s.route != "caller" or key not in preds:
+    for s in steps:
+        if (s.traj, s.step) not in preds:
             continue
-        gold = _call(s.action or "")
-        thought, _, rest = preds[key].partition("</s>")
+        gold, previous = _call(s.action or ""), _previous(s)
+        thought, _, rest = preds[(s.traj, s.step)].partition("</s>")
         called = _call(rest.partition("caller:")[2]) if "caller:" in rest else None
-        previous = [_call(t.value) for t in s.history if t.role == "caller"]
-        names = [d.Name for d in s.tools]
         c["steps"] += 1
         c["gold"] += called == gold
-        c["repeat"] += bool(previous) and called == previous[-1]
-        c["repeat_gold"] += bool(previous) and called == previous[-1] == gold
-        c["first"] += called == names[0]
+        c["repeat"] += previous is not None and called == previous
+        c["repeat_gold"] += previous is not None and called == previous == gold
+        c["first"] += called == s.tools[0].Name
         c["thought_gold"] += bool(gold) and gold in thought
         c["follows"] += bool(called) and called in thought
     return c
@@ -76,10 +79,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS / "planner_choice.md")
     args = ap.parse_args()
     header = results_header()
-    rows = {
-        name: count(RESULTS / "static_subset_predictions" / args.engine / f"{name}.jsonl", args.data)
-        for name in args.configs
-    }
+    by_key = {(s.traj, s.step): s for s in iter_steps(load_trajectories(args.data).items)}
+    steps = [by_key[k] for k in read_step_keys(SUBSET) if by_key[k].route == "caller"]
+    kept = RESULTS / "static_subset_predictions" / args.engine
+    rows = {name: count(kept / f"{name}.jsonl", steps) for name in args.configs}
     lines = [
         header.rstrip("\n"),
         "",
@@ -95,10 +98,8 @@ def main() -> None:
     ]
     for name, c in rows.items():
         lines.append(f"| {name} | " + " | ".join(str(c[key]) for _, key in COLUMNS) + " |")
-    steps = {(s.traj, s.step): s for s in iter_steps(load_trajectories(args.data).items)}
-    later = [steps[tuple(k)] for k in json.loads(SUBSET.read_text())["steps"]]
-    later = [s for s in later if s.route == "caller" and any(t.role == "caller" for t in s.history)]
-    repeats = sum(_call(s.action or "") == [_call(t.value) for t in s.history if t.role == "caller"][-1] for s in later)
+    later = [s for s in steps if _previous(s) is not None]
+    repeats = sum(_call(s.action or "") == _previous(s) for s in later)
     lines += [
         "",
         f"Gold: of the {len(later)} call steps that follow an earlier call, {repeats} call the same API again.",

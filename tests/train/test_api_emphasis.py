@@ -51,9 +51,10 @@ def test_step_call_names_follow_the_step_not_every_name_in_the_thought(tiny_base
 
 
 def test_weighted_objective_is_the_same_packed_or_padded(tiny_base: Path) -> None:
-    rows = build_rows([_trajectory()]).planner
+    row_sets = build_rows([_trajectory()])
+    rows = row_sets.planner
     tok = load_tokenizer(str(tiny_base))
-    names = step_call_names(rows, build_rows([_trajectory()]).caller)
+    names = step_call_names(rows, row_sets.caller)
     enc = encode_rows(rows, tok, 4096, api_name_weight=5.0, emphasis=names)
     model = load_model(str(tiny_base)).eval()
     with torch.no_grad():

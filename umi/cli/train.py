@@ -72,7 +72,7 @@ def train_command(
     api_name_weight: float | None = typer.Option(
         None,
         "--api-name-weight",
-        help="Loss weight of the target tokens that spell one of the row's API names (default 1: a plain mean).",
+        help="Loss weight of the target tokens that spell the API the row's step calls (default 1: a plain mean).",
     ),
     only: list[str] | None = typer.Option(
         None,

@@ -51,8 +51,9 @@ class TrainConfig(BaseModel):
     prefix_packing: bool = False
     pack_tokens: int = 4096
     lm_head_at_loss: bool = True  # project to the vocabulary only where a loss is taken
-    # Loss weight of the target tokens that spell one of the row's API names (1.0: plain token mean). The planner's
-    # decision is which API comes next; those few tokens are a small share of a thought's mean loss.
+    # Loss weight of the target tokens that spell the API the row's step calls (1.0: plain token mean;
+    # `umi.train.data.step_call_names`). The planner's decision is which API comes next; those few tokens are a
+    # small share of a thought's mean loss.
     api_name_weight: float = 1.0
     threads: int | None = None  # torch intra-op threads (None: torch's default)
     group_by_length: bool = True

@@ -82,13 +82,14 @@ def _step_key(tools: Any, history: Any, thought: str) -> str:
 
 
 def api_name_weights(tokenizer: Any, target: str, names: Sequence[str], weight: float) -> list[float]:
-    """One weight per id of `target_ids(tokenizer, target)`: `weight` where the token overlaps an occurrence of one
-    of `names` in the target text, 1.0 elsewhere (the end-of-turn and EOS included)."""
-    text = target + END_OF_TURN
+    """One weight per token of `target + END_OF_TURN` (as `target_ids` tokenizes it, before any EOS it appends):
+    `weight` where the token overlaps an occurrence of one of `names` in the target text, 1.0 elsewhere; empty when
+    no name occurs (every weight is then 1.0)."""
     spans = [(m.start(), m.end()) for n in names if n for m in re.finditer(re.escape(n), target)]
-    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-    out = [weight if any(a < e and s < b for s, e in spans) else 1.0 for a, b in offsets]
-    return out + [1.0] * (len(target_ids(tokenizer, target)) - len(out))
+    if not spans:
+        return []
+    offsets = tokenizer(target + END_OF_TURN, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    return [weight if any(a < e and s < b for s, e in spans) else 1.0 for a, b in offsets]
 
 
 def encode_row(
@@ -118,7 +119,7 @@ def encode_row(
     weights = None
     if api_name_weight != 1.0:
         named = api_name_weights(tokenizer, row.target, emphasis, api_name_weight)
-        weights = [1.0] * len(prompt) + named[: len(target)]
+        weights = [1.0] * len(prompt) + (named + [1.0] * len(target))[: len(target)]
     return Encoded(prompt + target, [IGNORE] * len(prompt) + list(target), prompt_cut, target_cut, weights)
 
 

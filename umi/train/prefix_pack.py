@@ -109,8 +109,9 @@ def order_packs(packs: Sequence[Pack], *, seed: int, epoch: int) -> list[Pack]:
 
 def collate_pack(pack: Pack, encoded: Sequence[Encoded], dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
     """`input_ids`, `position_ids` and a 4D additive `attention_mask` of shape (1, 1, T, T), plus
-        `loss_positions` (1D) and `targets` (the next token at each of those positions), and `weights` (each loss
-    position's weight) when a row carries API-name emphasis."""
+    `loss_positions` (1D) and `targets` (the next token at each of those positions), `pack_segments` (start, end,
+    LCP of each segment, for `pack_attention`), and `weights` (each loss position's weight) when a row carries
+    API-name emphasis."""
     base = encoded[pack.base]
     ids: list[int] = list(base.input_ids)
     pos: list[int] = list(range(len(base.input_ids)))
