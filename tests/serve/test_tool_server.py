@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -164,3 +165,39 @@ def test_stabletoolbench_executor_client(tmp_path: Path) -> None:
     down = StableToolBenchExecutor(url, specs, timeout=2)  # the server is gone: an error, not an exception
     assert down.health() is None
     assert down.execute(ToolCall("search_for_simple_youtube_search", {"query": "cats"})).error
+
+
+def test_store_reads_while_another_thread_writes(tmp_path: Path) -> None:
+    """`examples` and `get` run on the server's thread pool beside `put`: reading must never see a growing dict
+    (the 500 CI once hit under the 200-request test), and `examples` is a snapshot in insertion order."""
+    store = CacheStore(None)
+    sys_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter allows
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def writer() -> None:
+        for i in range(20_000):
+            store.put("f", {"i": i}, {"error": "", "response": str(i)}, persist=False)
+        done.set()
+
+    def reader() -> None:
+        try:
+            while not done.is_set():
+                store.examples("g")
+                store.examples("f", limit=3)
+        except BaseException as e:  # noqa: BLE001 - the test reports whatever the reader hit
+            errors.append(e)
+
+    try:
+        threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        sys.setswitchinterval(sys_interval)
+    assert not errors, errors
+    assert len(store) == 20_000
+    assert store.examples("f", limit=3) == [('{"i": 0}', "0"), ('{"i": 1}', "1"), ('{"i": 2}', "2")]
+    assert store.examples("nothing") == []

@@ -1,5 +1,9 @@
 """The tool server's response cache: an append-only JSONL file, written under a lock and fsynced per entry, so
-concurrent requests lose no write and a restart keeps every one."""
+concurrent requests lose no write and a restart keeps every one.
+
+Readers take the same lock: the server answers requests on a thread pool, and a request that lists a function's
+examples while another stores a response must not iterate a dict that is growing (CI caught exactly that as a 500
+under 200 concurrent requests)."""
 
 from __future__ import annotations
 
@@ -22,6 +26,9 @@ class CacheStore:
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else None
         self.entries: dict[str, dict[str, str]] = {}
+        # function name -> its cached argument strings, in insertion order; so `examples` reads a few entries
+        # instead of scanning the whole cache on every simulated call
+        self._by_function: dict[str, list[str]] = {}
         self._lock = threading.Lock()
         if self.path is not None and self.path.exists():
             for line in self.path.read_text(encoding="utf-8").splitlines():
@@ -29,21 +36,31 @@ class CacheStore:
                     rec = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a line cut by a crash
-                self.entries[rec["key"]] = rec["value"]
+                self._store(rec["key"], rec["value"])
+
+    def _store(self, key: str, value: dict[str, str]) -> None:
+        if key not in self.entries:
+            function_name, _, arguments = key.partition("\t")
+            self._by_function.setdefault(function_name, []).append(arguments)
+        self.entries[key] = value
 
     def get(self, function_name: str, arguments: dict[str, Any] | str) -> dict[str, str] | None:
-        return self.entries.get(cache_key(function_name, arguments))
+        key = cache_key(function_name, arguments)
+        with self._lock:
+            return self.entries.get(key)
 
     def examples(self, function_name: str, limit: int = 5) -> list[tuple[str, str]]:
-        prefix = function_name + "\t"
-        return [(k[len(prefix) :], v["response"]) for k, v in self.entries.items() if k.startswith(prefix)][:limit]
+        """Up to `limit` cached `(arguments, response)` pairs of one function, oldest first, as a snapshot."""
+        with self._lock:
+            args = self._by_function.get(function_name, [])[:limit]
+            return [(a, self.entries[f"{function_name}\t{a}"]["response"]) for a in args]
 
     def put(
         self, function_name: str, arguments: dict[str, Any] | str, value: dict[str, str], *, persist: bool = True
     ) -> None:
         key = cache_key(function_name, arguments)
         with self._lock:
-            self.entries[key] = value
+            self._store(key, value)
             if persist and self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 with self.path.open("a", encoding="utf-8") as f:
@@ -58,10 +75,11 @@ class CacheStore:
         for fn, calls in data.get("cache", data).items():
             if isinstance(calls, dict):
                 for args, response in calls.items():
-                    if cache_key(fn, args) not in self.entries:
+                    if self.get(fn, args) is None:
                         self.put(fn, args, {"error": "", "response": str(response)}, persist=False)
                         n += 1
         return n
 
     def __len__(self) -> int:
-        return len(self.entries)
+        with self._lock:
+            return len(self.entries)
