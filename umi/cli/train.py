@@ -74,6 +74,12 @@ def train_command(
         "--api-name-weight",
         help="Loss weight of the target tokens that spell the API the row's step calls (default 1: a plain mean).",
     ),
+    unlikelihood: float | None = typer.Option(
+        None,
+        "--unlikelihood",
+        help="Weight of a token-level unlikelihood term against the previous call's API where the step calls "
+        "another (default 0: off).",
+    ),
     only: list[str] | None = typer.Option(
         None,
         "--only",
@@ -101,6 +107,7 @@ def train_command(
         ("seed", seed),
         ("lora_top_fraction", lora_top_fraction),
         ("api_name_weight", api_name_weight),
+        ("unlikelihood", unlikelihood),
     ):
         if value is not None:
             overrides[key] = value

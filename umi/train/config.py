@@ -55,6 +55,9 @@ class TrainConfig(BaseModel):
     # `umi.train.data.step_call_names`). The planner's decision is which API comes next; those few tokens are a
     # small share of a thought's mean loss.
     api_name_weight: float = 1.0
+    # Weight of the token-level unlikelihood term against the previous call's API at the step's decision token
+    # (0: off; `umi.train.data`). Aimed at the measured failure: trained roles call the previous API again.
+    unlikelihood: float = 0.0
     threads: int | None = None  # torch intra-op threads (None: torch's default)
     group_by_length: bool = True
     compat: bool = False  # the reference's `system: ` input prefix

@@ -14,6 +14,13 @@ thought names the previous call's API again (29 of 53 later call steps of the 10
 Only the step's own call is weighted, not every API name: thoughts also name earlier calls ("the previous call to
 X failed"), and weighting those would teach the copying that fails.
 
+Unlikelihood against the previous call (`TrainConfig.unlikelihood`, off at 0): where a row's step calls an API other
+than the history's last call, the target's first spelling of the step's API has one *decision token*: the first
+token at which the text would differ had it named the previous call's API instead. There the loss adds
+`-log(1 - p(previous call's token))` (Welleck et al. 2019, token-level unlikelihood), aimed at the measured failure
+itself — the model's probability of writing the previous API at the point where gold names another. Steps whose
+gold repeats the previous API get no such term.
+
 Too long: the prompt loses tokens from its LEFT (its beginning: the oldest part of the tool documents; a leading
 BOS is kept), the target is kept whole. A target longer than `max_length - max_length // 4` is itself cut at its
 right end (it loses its end-of-turn); such rows are counted in `Encoded.target_truncated`.
@@ -46,6 +53,9 @@ class Encoded:
     target_truncated: bool = False
     #: The loss weight of each position (aligned with `labels`; None: all 1.0).
     weights: list[float] | None = None
+    #: Aligned with `labels`: at a decision token the token whose probability the unlikelihood term pushes down
+    #: (the previous call's spelling), -100 elsewhere; None: no such term in this row.
+    unlikely: list[int] | None = None
 
     @property
     def target_tokens(self) -> int:
@@ -77,6 +87,35 @@ def step_call_names(rows: Sequence[Row], caller_rows: Sequence[Row]) -> list[lis
     return out
 
 
+def previous_call_name(history: Sequence[dict[str, Any]]) -> str | None:
+    """The API of the history's last call (its last `caller` turn), or None before the first call."""
+    for turn in reversed(history):
+        if turn.get("from") == "caller":
+            action, _ = parse_action(turn.get("value", ""))
+            if action:
+                return action
+    return None
+
+
+def unlikely_tokens(tokenizer: Any, target: str, name: str, previous: str) -> list[int]:
+    """Aligned with the tokens of `target + END_OF_TURN` (as `target_ids` tokenizes it, before any EOS it appends):
+    the previous call's token at the decision token of `name`'s first occurrence, -100 elsewhere; empty when the
+    target does not spell `name`, when `previous` is `name`, or when the two spellings tokenize alike."""
+    at = target.find(name) if name else -1
+    if at < 0 or not previous or previous == name:
+        return []
+    gold = tokenizer(target + END_OF_TURN, add_special_tokens=False)["input_ids"]
+    other = tokenizer(target[:at] + previous + target[at + len(name) :] + END_OF_TURN, add_special_tokens=False)[
+        "input_ids"
+    ]
+    k = next((i for i, (a, b) in enumerate(zip(gold, other, strict=False)) if a != b), None)
+    if k is None:
+        return []
+    out = [IGNORE] * len(gold)
+    out[k] = int(other[k])
+    return out
+
+
 def _step_key(tools: Any, history: Any, thought: str) -> str:
     return json.dumps([tools, history, thought], sort_keys=True)
 
@@ -100,8 +139,10 @@ def encode_row(
     compat: bool = False,
     api_name_weight: float = 1.0,
     emphasis: Sequence[str] = (),
+    unlikelihood: bool = False,
 ) -> Encoded:
-    """Tokenize one row (see the module docstring for the layout, the truncation rule and API-name emphasis)."""
+    """Tokenize one row (see the module docstring for the layout, the truncation rule, API-name emphasis and the
+    unlikelihood term, which `unlikelihood` turns on for the row's first `emphasis` name)."""
     prompt_text = (TRAIN_SYSTEM_PREFIX if compat else "") + row.input
     prompt: list[int] = tokenizer(prompt_text, add_special_tokens=True)["input_ids"]
     target = target_ids(tokenizer, row.target)
@@ -120,7 +161,13 @@ def encode_row(
     if api_name_weight != 1.0:
         named = api_name_weights(tokenizer, row.target, emphasis, api_name_weight)
         weights = [1.0] * len(prompt) + (named + [1.0] * len(target))[: len(target)]
-    return Encoded(prompt + target, [IGNORE] * len(prompt) + list(target), prompt_cut, target_cut, weights)
+    unlikely = None
+    previous = previous_call_name(row.history) if unlikelihood and emphasis else None
+    if previous:
+        marks = unlikely_tokens(tokenizer, row.target, emphasis[0], previous)[: len(target)]
+        if any(x != IGNORE for x in marks):
+            unlikely = [IGNORE] * len(prompt) + marks + [IGNORE] * (len(target) - len(marks))
+    return Encoded(prompt + target, [IGNORE] * len(prompt) + list(target), prompt_cut, target_cut, weights, unlikely)
 
 
 def encode_rows(
@@ -131,11 +178,21 @@ def encode_rows(
     compat: bool = False,
     api_name_weight: float = 1.0,
     emphasis: Sequence[Sequence[str]] | None = None,
+    unlikelihood: bool = False,
 ) -> list[Encoded]:
-    """`encode_row` over rows; `emphasis[i]`: the names weighted in row i's target (`step_call_names`)."""
+    """`encode_row` over rows; `emphasis[i]`: row i's step call (`step_call_names`), weighted and, with
+    `unlikelihood`, contrasted with the previous call."""
     names = emphasis if emphasis is not None else [()] * len(rows)
     return [
-        encode_row(r, tokenizer, max_length, compat=compat, api_name_weight=api_name_weight, emphasis=n)
+        encode_row(
+            r,
+            tokenizer,
+            max_length,
+            compat=compat,
+            api_name_weight=api_name_weight,
+            emphasis=n,
+            unlikelihood=unlikelihood,
+        )
         for r, n in zip(rows, names, strict=True)
     ]
 
@@ -187,17 +244,36 @@ def collate(examples: Sequence[Encoded], pad_id: int, *, pad_to: int | None = No
     width = pad_to or max(len(e.input_ids) for e in examples)
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
-    weights = torch.ones((len(examples), width)) if any(e.weights for e in examples) else None
     mask = torch.zeros((len(examples), width), dtype=torch.long)
     for r, e in enumerate(examples):
         n = len(e.input_ids)
         ids[r, :n] = torch.tensor(e.input_ids)
         labels[r, :n] = torch.tensor(e.labels)
-        if weights is not None and e.weights:
-            weights[r, :n] = torch.tensor(e.weights)
         mask[r, :n] = 1
     out = {"input_ids": ids, "labels": labels, "attention_mask": mask}
-    return out if weights is None else {**out, "weights": weights}
+    return {**out, **_extras([[(e, 0)] for e in examples], width)}
+
+
+def _extras(rows: Sequence[Sequence[tuple[Encoded, int]]], width: int) -> dict[str, torch.Tensor]:
+    """`weights` and `unlikely` tensors (batch × width) for rows placed at the given offsets, each only when some
+    row carries it."""
+    out: dict[str, torch.Tensor] = {}
+    placed = [x for r in rows for x in r]
+    if any(e.weights for e, _ in placed):
+        weights = torch.ones((len(rows), width))
+        for r, row in enumerate(rows):
+            for e, at in row:
+                if e.weights:
+                    weights[r, at : at + len(e.weights)] = torch.tensor(e.weights)
+        out["weights"] = weights
+    if any(e.unlikely for e, _ in placed):
+        unlikely = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+        for r, row in enumerate(rows):
+            for e, at in row:
+                if e.unlikely:
+                    unlikely[r, at : at + len(e.unlikely)] = torch.tensor(e.unlikely)
+        out["unlikely"] = unlikely
+    return out
 
 
 def collate_packed(bins: Sequence[Sequence[Encoded]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -214,17 +290,17 @@ def collate_packed(bins: Sequence[Sequence[Encoded]], pad_id: int) -> dict[str, 
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
     pos = torch.zeros((len(rows), width), dtype=torch.long)
-    weights = torch.ones((len(rows), width)) if any(e.weights for b in rows for e in b) else None
+    placed: list[list[tuple[Encoded, int]]] = []
     for r, b in enumerate(rows):
         at = 0
+        placed.append([])
         for e in b:
             n = len(e.input_ids)
             ids[r, at : at + n] = torch.tensor(e.input_ids)
             labels[r, at : at + n] = torch.tensor(e.labels)
-            if weights is not None and e.weights:
-                weights[r, at : at + n] = torch.tensor(e.weights)
             pos[r, at : at + n] = torch.arange(n)
+            placed[r].append((e, at))
             at += n
         pos[r, at:] = torch.arange(width - at)
     out = {"input_ids": ids, "labels": labels, "position_ids": pos}
-    return out if weights is None else {**out, "weights": weights}
+    return {**out, **_extras(placed, width)}

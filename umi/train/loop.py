@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from rich.console import Console
@@ -108,6 +108,9 @@ def _batch(encoded: Sequence[Encoded], micro: Any, pad_id: int, packing: bool) -
     if "weights" in batch:
         w = batch.pop("weights")
         batch["shifted_weights"] = torch.cat([w[:, 1:], torch.ones_like(w[:, :1])], dim=1)
+    if "unlikely" in batch:
+        u = batch.pop("unlikely")
+        batch["shifted_unlikely"] = torch.cat([u[:, 1:], torch.full_like(u[:, :1], IGNORE)], dim=1)
     return batch
 
 
@@ -115,36 +118,55 @@ def _target_count(batch: dict[str, torch.Tensor]) -> int:
     return int(batch["targets"].numel()) if "targets" in batch else int((batch["shifted"] != IGNORE).sum())
 
 
-def token_losses(
-    model: Any, batch: dict[str, torch.Tensor], *, lm_head_at_loss: bool = True
-) -> tuple[torch.Tensor, torch.Tensor | None]:
+class TokenLosses(NamedTuple):
+    """Per loss position (1D, aligned): the cross-entropy, the loss weight (None: all 1) and the unlikelihood
+    term `-log(1 - p(unlikely token))` (0 where a position has none; None when the batch has none)."""
+
+    ce: torch.Tensor
+    weights: torch.Tensor | None
+    unlikely: torch.Tensor | None
+
+
+def _unlikelihood(logits: torch.Tensor, unlikely: torch.Tensor | None) -> torch.Tensor | None:
+    if unlikely is None:
+        return None
+    has = unlikely != IGNORE
+    p = torch.softmax(logits, dim=-1).gather(-1, unlikely.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return torch.where(has, -torch.log1p(-p.clamp(max=1 - 1e-6)), torch.zeros_like(p))
+
+
+def token_losses(model: Any, batch: dict[str, torch.Tensor], *, lm_head_at_loss: bool = True) -> TokenLosses:
     """The next-token cross-entropy at every loss position of a batch (a pack from `collate_pack`, or rows with
-    `shifted` labels), 1D, and each position's loss weight (None when the batch carries none). With
-    `lm_head_at_loss` the vocabulary projection runs only at positions that carry a loss (`logits_to_keep` with
-    those positions), which gives the same loss for a fraction of the LM-head compute."""
+    `shifted` labels), 1D, with each position's loss weight and unlikelihood term where the batch carries them.
+    With `lm_head_at_loss` the vocabulary projection runs only at positions that carry a loss (`logits_to_keep`
+    with those positions), which gives the same loss for a fraction of the LM-head compute."""
     batch = dict(batch)
     if "targets" in batch:
         positions, targets = batch.pop("loss_positions"), batch.pop("targets")
-        weights = batch.pop("weights", None)
+        weights, unlikely = batch.pop("weights", None), batch.pop("unlikely", None)
         if lm_head_at_loss:
             logits = model(**batch, use_cache=False, logits_to_keep=positions).logits[0].float()
         else:
             logits = model(**batch, use_cache=False).logits[0, positions].float()
-        return torch.nn.functional.cross_entropy(logits, targets, reduction="none"), weights
+        ce = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+        return TokenLosses(ce, weights, _unlikelihood(logits, unlikely))
     shifted = batch.pop("shifted")
     shifted_weights = batch.pop("shifted_weights", None)
+    shifted_unlikely = batch.pop("shifted_unlikely", None)
     if lm_head_at_loss:
         positions = (shifted != IGNORE).any(0).nonzero().squeeze(-1)
         logits = model(**batch, use_cache=False, logits_to_keep=positions).logits.float()
         labels = shifted[:, positions]
         w = None if shifted_weights is None else shifted_weights[:, positions]
+        u = None if shifted_unlikely is None else shifted_unlikely[:, positions]
     else:
-        logits, labels, w = model(**batch, use_cache=False).logits.float(), shifted, shifted_weights
+        logits, labels = model(**batch, use_cache=False).logits.float(), shifted
+        w, u = shifted_weights, shifted_unlikely
     keep = labels.reshape(-1) != IGNORE
-    ce = torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=IGNORE, reduction="none"
-    )
-    return ce[keep], (None if w is None else w.reshape(-1)[keep])
+    flat = logits.reshape(-1, logits.size(-1))
+    ce = torch.nn.functional.cross_entropy(flat, labels.reshape(-1), ignore_index=IGNORE, reduction="none")
+    ul = None if u is None else _unlikelihood(flat[keep], u.reshape(-1)[keep])
+    return TokenLosses(ce[keep], None if w is None else w.reshape(-1)[keep], ul)
 
 
 def token_loss_sum(model: Any, batch: dict[str, torch.Tensor], *, lm_head_at_loss: bool = True) -> torch.Tensor:
@@ -218,6 +240,7 @@ def train(
         compat=config.compat,
         api_name_weight=config.api_name_weight,
         emphasis=emphasis,
+        unlikelihood=bool(config.unlikelihood),
     )
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -265,9 +288,11 @@ def train(
                 batch = {k: v.to(accelerator.device) for k, v in batch.items()}
                 tokens_in = int(batch["input_ids"].numel()) if "targets" in batch else None
                 with accelerator.accumulate(model):
-                    per_token, weights = token_losses(model, batch, lm_head_at_loss=config.lm_head_at_loss)
+                    per_token, weights, unlikely = token_losses(model, batch, lm_head_at_loss=config.lm_head_at_loss)
                     ce = per_token.sum()  # logged unweighted, so losses compare across runs
                     objective = ce if weights is None else (per_token * weights).sum()
+                    if unlikely is not None and config.unlikelihood:
+                        objective = objective + config.unlikelihood * unlikely.sum()
                     # accelerate divides by grad_accum in backward; scaling back gives the step's token mean.
                     accelerator.backward(objective / max(n_target, 1) * config.grad_accum)
                     if accelerator.sync_gradients and config.max_grad_norm:

@@ -110,14 +110,16 @@ def order_packs(packs: Sequence[Pack], *, seed: int, epoch: int) -> list[Pack]:
 def collate_pack(pack: Pack, encoded: Sequence[Encoded], dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
     """`input_ids`, `position_ids` and a 4D additive `attention_mask` of shape (1, 1, T, T), plus
     `loss_positions` (1D) and `targets` (the next token at each of those positions), `pack_segments` (start, end,
-    LCP of each segment, for `pack_attention`), and `weights` (each loss position's weight) when a row carries
-    API-name emphasis."""
+    LCP of each segment, for `pack_attention`), `weights` (each loss position's weight) when a row carries
+    API-name emphasis, and `unlikely` (each loss position's unlikelihood token, -100 for none) when a row has one."""
     base = encoded[pack.base]
     ids: list[int] = list(base.input_ids)
     pos: list[int] = list(range(len(base.input_ids)))
     nxt: list[int] = [*base.labels[1:], IGNORE]
     weighted = any(encoded[i].weights for i in [pack.base, *(i for i, _ in pack.branches)])
     w = [*(base.weights or [1.0] * len(base.labels))[1:], 1.0]
+    contrasted = any(encoded[i].unlikely for i in [pack.base, *(i for i, _ in pack.branches)])
+    u = [*(base.unlikely or [IGNORE] * len(base.labels))[1:], IGNORE]
     spans: list[tuple[int, int, int]] = []  # (start, end, lcp) of each branch segment
     for i, c in pack.branches:
         e = encoded[i]
@@ -126,6 +128,7 @@ def collate_pack(pack: Pack, encoded: Sequence[Encoded], dtype: torch.dtype = to
         pos.extend(range(c, len(e.input_ids)))
         nxt.extend([*e.labels[c + 1 :], IGNORE])
         w.extend([*(e.weights or [1.0] * len(e.labels))[c + 1 :], 1.0])
+        u.extend([*(e.unlikely or [IGNORE] * len(e.labels))[c + 1 :], IGNORE])
         spans.append((start, len(ids), c))
     t = len(ids)
     allowed = torch.zeros((t, t), dtype=torch.bool)
@@ -146,7 +149,11 @@ def collate_pack(pack: Pack, encoded: Sequence[Encoded], dtype: torch.dtype = to
         "targets": targets[loss_positions],
         "pack_segments": torch.tensor([(0, n0, 0), *spans], dtype=torch.long),
     }
-    return out if not weighted else {**out, "weights": torch.tensor(w)[loss_positions]}
+    if weighted:
+        out["weights"] = torch.tensor(w)[loss_positions]
+    if contrasted:
+        out["unlikely"] = torch.tensor(u, dtype=torch.long)[loss_positions]
+    return out
 
 
 def pack_stats(packs: Sequence[Pack], encoded: Sequence[Encoded]) -> dict[str, int]:

@@ -107,8 +107,9 @@ def _stages(recipe: str) -> list[Stage]:
 
 
 def _emphasis(data: Path, rows: Sequence[Row], config: TrainConfig) -> list[list[str]] | None:
-    """The API names `config.api_name_weight` weights in each row (None when it is off): the step's own call."""
-    if config.api_name_weight == 1.0:
+    """Each row's step call (None when neither API-name emphasis nor unlikelihood is on): the names
+    `config.api_name_weight` weights and `config.unlikelihood` contrasts with the previous call."""
+    if config.api_name_weight == 1.0 and not config.unlikelihood:
         return None
     return step_call_names(rows, select_rows(data, _ROW_SET["caller"], None))
 
