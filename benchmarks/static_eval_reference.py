@@ -8,11 +8,12 @@ config (`do_sample=True`, the seed fixed here), up to 512 new tokens, stopped at
 reuse (every call prefills its whole prompt).
 
 umi's way: `run_static` as `umi eval static` runs it. `--umi-engine llama.cpp` (the default, as `umi eval static`
-binds the shipped roles): the embedded base requantized to Q8_0 with the roles' LoRA adapters on llama.cpp, one
-server slot per role (each role's prompt cache survives the others' calls), one trajectory at a time with its
-steps in order, greedy, role grammars. `--umi-engine transformers`: one base with the adapters switched per call,
-batches of `--batch-size` trajectories (one step of each; batch 1 uses the per-role prefix caches), greedy, role
-grammars. Both up to 512 new tokens.
+binds the shipped roles): the embedded base requantized to Q8_0 with the roles' LoRA adapters on llama.cpp, server
+slots of their own per role (each role's prompt cache survives the others' calls), each trajectory's steps in
+order, greedy, role grammars; `--lanes 1,4` runs it once per lane count (lanes: slots per role, so that many
+trajectories decode side by side as one batch; `umi eval static --lanes`, 4 by default). `--umi-engine
+transformers`: one base with the adapters switched per call, batches of `--batch-size` trajectories (one step of
+each; batch 1 uses the per-role prefix caches), greedy, role grammars. Both up to 512 new tokens.
 
 Kept equal on both sides, so the ratio is the way of running, not the work: the prompts (umi.format with the roles'
 prompt budget and the `assistant:` label — the reference's `planner:` label changes outputs, not cost), adapters,
@@ -22,7 +23,7 @@ loading is inside each side's time. Both sides' scores are printed beside the ti
 grammar change the outputs, too).
 
     python benchmarks/static_eval_reference.py [--steps 50] [--seed 0] [--umi-engine llama.cpp|transformers]
-        [--batch-size 8] [--dtype auto|float32|bfloat16]
+        [--lanes 1,4] [--batch-size 8] [--dtype auto|float32|bfloat16]
 """
 
 from __future__ import annotations
@@ -151,10 +152,11 @@ def reference_way(
     }
 
 
-def umi_way(manifest: Path, n_steps: int, engine: str, batch_size: int, dtype: str) -> dict[str, Any]:
-    """`run_static` on `engine` (llama.cpp: the roles `umi eval static` binds by default), model loading included."""
+def umi_way(manifest: Path, n_steps: int, engine: str, batch_size: int, dtype: str, lanes: int = 1) -> dict[str, Any]:
+    """`run_static` on `engine` (llama.cpp: the roles `umi eval static` binds by default, `lanes` slots per role),
+    model loading included."""
     start, cpu = time.perf_counter(), time.process_time()
-    roles = default_roles() if engine == "llama.cpp" else roles_from_manifest(manifest, dtype=dtype)
+    roles = default_roles(lanes=lanes) if engine == "llama.cpp" else roles_from_manifest(manifest, dtype=dtype)
     with tempfile.TemporaryDirectory() as tmp:
         run = run_static(
             OOD, roles, tmp, limit=n_steps, batch_size=batch_size, max_new_tokens=MAX_NEW_TOKENS, constrain=True
@@ -189,6 +191,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="torch seed of the reference's sampling")
     ap.add_argument("--umi-engine", choices=("llama.cpp", "transformers"), default="llama.cpp")
     ap.add_argument("--batch-size", type=int, default=8, help="umi's transformers side: trajectories per batch")
+    ap.add_argument("--lanes", default="1,4", help="umi's llama.cpp side: run it once per lane count (comma list)")
     ap.add_argument(
         "--dtype", choices=("auto", "float32", "bfloat16"), default="auto", help="the transformers sides' weights"
     )
@@ -205,14 +208,17 @@ def main() -> None:
     budget = PromptBudget.from_dict(manifest.get("prompt_budget"))
     ref = reference_way(steps, trained, budget, args.seed, dtype)
     print(f"reference's way: {ref['seconds']:.1f} s", flush=True)
-    ours = umi_way(found, args.steps, args.umi_engine, args.batch_size, dtype)
-    print(f"umi's way: {ours['seconds']:.1f} s", flush=True)
-    ours["preds"] = [ours["rows"][(s.traj, s.step)] for s in steps]
-    sc = {"reference": scores(steps, ref["preds"], trajectories), "umi": scores(steps, ours["preds"], trajectories)}
-    ratio = ref["seconds"] / ours["seconds"]
+    lane_counts = [int(x) for x in args.lanes.split(",")] if args.umi_engine == "llama.cpp" else [1]
+    ways: list[tuple[str, dict[str, Any]]] = []
+    for lanes in lane_counts:
+        ours = umi_way(found, args.steps, args.umi_engine, max(args.batch_size, lanes), dtype, lanes=lanes)
+        print(f"umi's way ({lanes} lane(s)): {ours['seconds']:.1f} s", flush=True)
+        ours["preds"] = [ours["rows"][(s.traj, s.step)] for s in steps]
+        ways.append((f"{lanes} lane{'s' if lanes > 1 else ''}", ours))
     umi_words = (
-        "the base requantized to Q8_0 (`umi.models.gguf_merge`) with the roles' LoRA adapters on llama.cpp, one "
-        "slot per role, a trajectory at a time, steps in order"
+        "the base requantized to Q8_0 (`umi.models.gguf_merge`) with the roles' LoRA adapters on llama.cpp, slots "
+        "of their own per role, each trajectory's steps in order; *lanes*: slots per role, so that many "
+        "trajectories decode side by side as one batch (1: a trajectory at a time)"
         if args.umi_engine == "llama.cpp"
         else f"transformers in {dtype}, batches of {args.batch_size}"
         + (" (batch 1: per-role prefix caches)" if args.batch_size == 1 else " (batched calls bypass the prefix cache)")
@@ -226,21 +232,37 @@ def main() -> None:
         "| way | wall s | CPU s | prompt tokens | prefilled | new tokens | Plan ACC | Act EM | Hallu | Arg F1 |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    for label, r, s in (
-        ("reference's (3 passes, HF generate, batch 1, sampling, no grammar, no cache)", ref, sc["reference"]),
-        (f"umi's (`run_static` on {args.umi_engine}: grammars, per-role prompt caches, greedy)", ours, sc["umi"]),
-    ):
+    rows: list[tuple[str, dict[str, Any]]] = [
+        ("reference's (3 passes, HF generate, batch 1, sampling, no grammar, no cache)", ref)
+    ]
+    rows += [
+        (f"umi's (`run_static` on {args.umi_engine}: grammars, per-role prompt caches, greedy, {name})", r)
+        for name, r in ways
+    ]
+    for label, r in rows:
+        s = scores(steps, r["preds"], trajectories)
         lines.append(
             f"| {label} | {r['seconds']:.1f} | {r['cpu']:.1f} | {r['prompt']} | {r['prefilled']} | {r['new']} | "
             + " | ".join(f"{s[m]:.2f}" for m in ("plan_acc", "act_em", "hallu", "arg_f1"))
             + " |"
         )
-    lines += [
-        "",
-        f"- **umi's way is {ratio:.2f}× the steps per second of the reference's way** (CPU time "
-        f"{ref['cpu'] / ours['cpu']:.2f}×; the issue's goal: ≥5×); new tokens {ref['new'] / max(1, ours['new']):.2f}×, "
-        f"prefilled tokens {ref['prefilled'] / max(1, ours['prefilled']):.2f}× on the reference's side.",
-    ]
+    lines.append("")
+    for name, ours in ways:
+        lines.append(
+            f"- **umi's way, {name}: {ref['seconds'] / ours['seconds']:.2f}× the steps per second of the reference's "
+            f"way** (CPU time {ref['cpu'] / ours['cpu']:.2f}×; the issue's goal: ≥5×); new tokens "
+            f"{ref['new'] / max(1, ours['new']):.2f}×, prefilled tokens "
+            f"{ref['prefilled'] / max(1, ours['prefilled']):.2f}× on the reference's side."
+        )
+    if len(ways) > 1:
+        base_rows = ways[0][1]["rows"]
+        for name, ours in ways[1:]:
+            same = sum(ours["rows"][k] == v for k, v in base_rows.items())
+            lines.append(
+                f"- {name} against {ways[0][0]}: {ways[0][1]['seconds'] / ours['seconds']:.2f}× the steps per second; "
+                f"{same} of {len(base_rows)} predictions identical (llama.cpp's batched decode may round a near-tie "
+                "the other way)."
+            )
     out = ROOT / "benchmarks/results/static_eval_reference.md"
     out.write_text(head + "\n".join(lines) + "\n", encoding="utf-8")
     print(out.read_text(encoding="utf-8"))

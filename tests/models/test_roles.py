@@ -196,3 +196,25 @@ def test_a_grammar_an_engine_does_not_enforce_is_an_error_for_every_caller() -> 
     assert [c.text for c in binding.complete(["p"], GenerationParams())] == ["Action: x"]
     with pytest.raises(EngineError, match=r"role 'caller', engine scripted: does not enforce grammars.*--no-constrain"):
         binding.complete(["p"], GenerationParams(grammar='%llguidance {}\nstart: "x"'))
+
+
+def test_default_roles_with_lanes_decode_trajectories_side_by_side() -> None:
+    """`default_roles(lanes=2)` (what `umi eval static --lanes 2` binds): each role gets 2 slots of 4,096 tokens,
+    static evaluation then runs 2 trajectories at a time, and a batch of 2 planner prompts comes back whole."""
+    from umi.evaluate.static import engine_lanes
+    from umi.models.llamacpp import LlamaCppEngine
+
+    roles = default_roles(lanes=2)
+    try:
+        engine = roles.get("planner").engine
+        assert isinstance(engine, LlamaCppEngine) and engine.n_parallel == 2 and engine.n_ctx == 4096
+        assert engine_lanes(roles, "planner", 8) == 2 and engine_lanes(roles, "planner", 1) == 1
+        assert len(engine.slots.group_of("planner")) == 2
+        out = roles.get("planner").complete(
+            ["The capital of France is", "One, two,"], GenerationParams(max_new_tokens=3)
+        )
+        assert len(out) == 2 and all(c.new_tokens > 0 for c in out)
+    finally:
+        roles.close()
+    with pytest.raises(ValueError, match="lanes must be at least 1"):
+        default_roles(lanes=0)

@@ -33,6 +33,13 @@ def static(
         None, "--steps", help="Only these steps: a JSON list of [traj, step] (see `umi eval subset`)."
     ),
     batch_size: int = typer.Option(8, "--batch-size"),
+    lanes: int = typer.Option(
+        4,
+        "--lanes",
+        min=1,
+        help="Default roles (no --roles): llama.cpp slots per role, so this many trajectories decode side by side "
+        "as one batch (1: one trajectory at a time). A --roles configuration sets n_parallel in its engine table.",
+    ),
     max_new_tokens: int = typer.Option(512, "--max-new-tokens"),
     constrain: bool = typer.Option(
         True, "--constrain/--no-constrain", help="Role grammars (umi.format.grammar) on every model call."
@@ -59,7 +66,7 @@ def static(
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         fail(f"{steps}: not a subset file (a JSON list of [traj, step] pairs): {exc}")
     try:
-        bound = load_roles(roles) if roles else default_roles()
+        bound = load_roles(roles) if roles else default_roles(lanes=min(lanes, batch_size))
         with task_bar("static eval", rate=True) as bar:
             task = bar.add_task("steps", total=None, rate="")
             import time

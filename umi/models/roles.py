@@ -107,10 +107,23 @@ def load_roles(source: str | Path | dict[str, Any] | None = None, **flags: str |
     return roles_from_config(apply_flags(read_toml(path), flags), root=path.parent, source=str(path))
 
 
-def default_roles() -> Roles:
+def default_roles(lanes: int = 1) -> Roles:
     """The embedded default: umi's GLPFT roles for SmolLM2-135M on llama.cpp when the package ships them, else
-    the bare embedded model (zero-shot) on llama.cpp."""
+    the bare embedded model (zero-shot) on llama.cpp.
+
+    `lanes` > 1 gives each role that many llama.cpp slots (`n_parallel`), decoded as one batch, for callers that
+    run several conversations at once (static evaluation's trajectories side by side). Each slot then holds 4,096
+    tokens instead of 8,192 (the shipped prompt budget keeps prompts far below that), so 4 lanes cost 4 roles × 4
+    slots × 4,096 tokens × 22.5 KiB ≈ 1.4 GiB of KV, twice one lane's."""
+    if lanes < 1:
+        raise ValueError(f"lanes must be at least 1, got {lanes}")
+    n_ctx = 8192 if lanes == 1 else 4096
     trained = trained_roles_dir()
     if trained is not None:
-        return llamacpp_roles_from_manifest(trained)
-    return load_roles(packaged_config("embedded"))
+        return llamacpp_roles_from_manifest(trained, n_ctx=n_ctx, n_parallel=lanes)
+    if lanes == 1:
+        return load_roles(packaged_config("embedded"))
+    config = read_toml(packaged_config("embedded"))
+    for engine in config.get("engines", {}).values():
+        engine.update(n_ctx=n_ctx, n_parallel=lanes)
+    return roles_from_config(config, root=packaged_config("embedded").parent, source="embedded")
