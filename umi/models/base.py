@@ -41,6 +41,9 @@ class Completion:
     finish_reason: str = "stop"  # "stop" (stop string / EOS) or "length"
     #: Prompt tokens served from a prefix cache instead of being prefilled again (0 where unknown).
     cached_tokens: int = 0
+    #: Prompt tokens whose lower layers came from another role's cache (`umi.models.shared_layers`); only the
+    #: layers above the adapters' lowest were computed for them. Counted in `prefilled_tokens`.
+    shared_tokens: int = 0
     #: True when the engine enforced `GenerationParams.grammar` on this output.
     constrained: bool = False
 

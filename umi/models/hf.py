@@ -3,7 +3,9 @@
 Several adapters sit on one base model (`PeftModel.load_adapter`), and each call activates its role's adapter
 (`set_adapter`) or runs the bare base with adapters disabled, so three roles cost one base model of memory.
 Batches are left-padded. A lone prompt reuses its role's prefix KV cache (`umi.models.prefix_cache`): only the
-tokens after the longest prefix shared with that role's last prompt are prefilled. `dtype="auto"` is fp32 on
+tokens after the longest prefix shared with that role's last prompt are prefilled, and where another role has run a
+longer prefix, the layers below every adapter come from that role's cache (`umi.models.shared_layers`, on by
+default: `share_layers`). `dtype="auto"` is fp32 on
 CPU (the same greedy text on every CPU; bf16 is a role-config choice, fast only where `bf16_is_fast` says so) and
 bf16 on CUDA devices that support it. A GGUF file is dequantized once
 and cached as safetensors, so later loads take about a second.
@@ -20,6 +22,9 @@ from typing import Any
 from umi.models.base import Completion, EngineError, GenerationParams
 from umi.models.embedded import EMBEDDED, GEMMA, cache_root, resolve_gguf
 from umi.models.prefix_cache import PrefixCache
+
+#: Fewer shared positions than this are not worth a graft (a few layers' worth of small matrix products).
+MIN_SHARED = 16
 
 
 def bf16_is_fast(device: str = "cpu", cpuinfo: str | None = None) -> bool:
@@ -83,6 +88,7 @@ class TransformersEngine:
         dtype: str = "auto",
         max_input_tokens: int | None = None,
         prefix_cache: bool = True,
+        share_layers: bool = True,
         role: str = "",
     ) -> None:
         import torch
@@ -90,6 +96,8 @@ class TransformersEngine:
 
         self.name = "transformers"
         self.role = role
+        self.share_layers = share_layers
+        self._recorder: Any = None  # the HiddenRecorder of the current adapter set (built on first use)
         self._lock = threading.Lock()
         self.max_input_tokens = max_input_tokens
         self.prefix_cache = PrefixCache() if prefix_cache else None
@@ -148,6 +156,11 @@ class TransformersEngine:
         self.model.to(getattr(self, "device", "cpu"))
         self.model.eval()
         self.adapters.append(name)
+        if self._recorder is not None:  # the shared depth may change with this adapter: rebuilt on next use
+            self._recorder.close()
+            self._recorder = None
+        if self.prefix_cache is not None:
+            self.prefix_cache.clear()
 
     def base_model(self) -> Any:
         """The single base model object every adapter shares."""
@@ -155,17 +168,46 @@ class TransformersEngine:
 
         return self.model.get_base_model() if isinstance(self.model, PeftModel) else self.model
 
-    def _prefix_start(self, key: str | None, enc: dict[str, Any]) -> tuple[Any, int]:
-        """The cache `generate` starts from for a lone prompt under `key`, and how many prompt tokens it covers.
+    def _sharing(self) -> Any:
+        """The hidden-state recorder when cross-role layer sharing is on and possible, else None."""
+        from umi.models.shared_layers import HiddenRecorder, shared_depth
+
+        if not self.share_layers or self.prefix_cache is None:
+            return None
+        if self._recorder is None:
+            self._recorder = HiddenRecorder(self.model, shared_depth(self.model))
+        return self._recorder if self._recorder.split > 0 else None
+
+    def _prefix_start(self, key: str | None, enc: dict[str, Any]) -> tuple[Any, int, Any, int]:
+        """The cache `generate` starts from for a lone prompt under `key`, how many prompt tokens the role's own
+        cache covers, the hidden states recorded for the positions the returned cache covers (None: not recorded),
+        and how many more positions came from another role's cache below the adapters (`umi.models.shared_layers`).
 
         A fresh `DynamicCache` where nothing is reused, so the prompt's cache can be kept afterwards."""
         from transformers import DynamicCache
 
         if self.prefix_cache is None or key is None:
-            return None, 0
+            return None, 0, None, 0
         ids = enc["input_ids"][0].tolist()
-        past, keep = self.prefix_cache.reuse(key, ids)
-        return (past if past is not None else DynamicCache(config=self.base_model().config)), keep
+        past, keep, hidden = self.prefix_cache.reuse(key, ids)
+
+        def new_cache() -> Any:
+            return DynamicCache(config=self.base_model().config)
+
+        recorder = self._sharing()
+        if recorder is not None:
+            from umi.models.shared_layers import decoder_layers, graft
+
+            need_hidden = recorder.split < len(decoder_layers(self.model))
+            found = self.prefix_cache.donor(ids, longer_than=keep + MIN_SHARED, need_hidden=need_hidden)
+            if found is not None:
+                entry, upto = found
+                own = past if past is not None else None
+                start = keep if own is not None else 0
+                past = graft(self.model, recorder.split, own, start, entry.kv, entry.hidden, upto, new_cache)
+                hidden = None if entry.hidden is None else entry.hidden[:upto]
+                return past, start, hidden, upto - start
+        return (past if past is not None else new_cache()), keep, hidden, 0
 
     def _generate(self, batch: list[str], params: GenerationParams, prefix_key: str | None = None) -> list[Completion]:
         import torch
@@ -191,17 +233,27 @@ class TransformersEngine:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if params.stop:
             kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
-        past, cached = self._prefix_start(prefix_key if len(batch) == 1 else None, enc)
+        past, cached, hidden, shared = self._prefix_start(prefix_key if len(batch) == 1 else None, enc)
         if past is not None:
             kwargs["past_key_values"] = past
+        recorder = self._sharing() if past is not None else None
+        if recorder is not None and hidden is None and cached + shared > 0:
+            recorder = None  # this prefix's hidden states were never recorded: the new entry cannot lend them
         if params.grammar is not None:
             kwargs["logits_processor"] = self._grammar_masks(params.grammar, len(batch), enc["input_ids"].shape[1])
         start = time.perf_counter()
         with torch.inference_mode():
-            out = self.model.generate(**enc, **kwargs)
+            if recorder is not None:
+                with recorder.record() as parts:
+                    out = self.model.generate(**enc, **kwargs)
+                pieces = [h for h in [hidden, *parts] if h is not None]
+                hidden = torch.cat(pieces) if pieces else None
+            else:
+                out = self.model.generate(**enc, **kwargs)
+                hidden = None
         seconds = time.perf_counter() - start
         if past is not None and self.prefix_cache is not None and prefix_key is not None:
-            self.prefix_cache.store(prefix_key, out[0].tolist(), past)
+            self.prefix_cache.store(prefix_key, out[0].tolist(), past, hidden)
         width = enc["input_ids"].shape[1]
         results: list[Completion] = []
         for i in range(len(batch)):
@@ -223,6 +275,7 @@ class TransformersEngine:
                     seconds=seconds / len(batch),
                     finish_reason=finish,
                     cached_tokens=cached,
+                    shared_tokens=shared,
                     constrained=params.grammar is not None,
                 )
             )

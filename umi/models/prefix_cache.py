@@ -17,10 +17,13 @@ from typing import Any
 
 @dataclass
 class CachedPrefix:
-    """The token ids whose keys and values `kv` holds (a transformers `Cache`), in order."""
+    """The token ids whose keys and values `kv` holds (a transformers `Cache`), in order, and, where the engine
+    shares lower layers across roles (`umi.models.shared_layers`), the hidden states entering the first unshared
+    layer at those positions (positions × hidden size)."""
 
     ids: list[int]
     kv: Any
+    hidden: Any = None
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -47,30 +50,45 @@ class PrefixCache:
     def __init__(self) -> None:
         self.entries: dict[str, CachedPrefix] = {}
 
-    def reuse(self, key: str, ids: list[int]) -> tuple[Any, int]:
-        """The cache to hand `generate` for prompt `ids`, and how many of its tokens it already covers.
+    def reuse(self, key: str, ids: list[int]) -> tuple[Any, int, Any]:
+        """The cache to hand `generate` for prompt `ids`, how many of its tokens it already covers, and the recorded
+        hidden states of those positions (None where the entry has none).
 
         At least the prompt's last token is always left to prefill (generation needs its logits). Returns
-        `(None, 0)` where nothing is shared or the cache type cannot be cropped (e.g. sliding-window caches).
+        `(None, 0, None)` where nothing is shared or the cache type cannot be cropped (e.g. sliding-window caches).
         """
         entry = self.entries.pop(key, None)  # taken out: generate extends it in place, `store` puts it back
         if entry is None:
-            return None, 0
+            return None, 0, None
         keep = min(common_prefix(entry.ids, ids), len(ids) - 1)
         if keep <= 0 or not croppable(entry.kv):
-            return None, 0
+            return None, 0, None
         drop = len(entry.ids) - keep
         if drop > 0:
             entry.kv.crop(-drop)  # transformers ≥ 5: a negative count removes that many trailing positions
-        return entry.kv, keep
+        return entry.kv, keep, None if entry.hidden is None else entry.hidden[:keep]
 
-    def store(self, key: str, ids: list[int], kv: Any) -> None:
-        """Keep `kv` as `key`'s prefix: `ids` are the prompt and generated ids; `kv` covers their first positions."""
+    def donor(self, ids: list[int], *, longer_than: int, need_hidden: bool) -> tuple[CachedPrefix, int] | None:
+        """Another key's entry sharing the longest prefix with `ids` (at most all but the last token), if that is
+        longer than `longer_than`; with `need_hidden`, only entries that recorded their hidden states."""
+        best: tuple[CachedPrefix, int] | None = None
+        for entry in self.entries.values():
+            if (need_hidden and entry.hidden is None) or not croppable(entry.kv):
+                continue
+            n = min(common_prefix(entry.ids, ids), len(ids) - 1)
+            if n > longer_than and (best is None or n > best[1]):
+                best = (entry, n)
+        return best
+
+    def store(self, key: str, ids: list[int], kv: Any, hidden: Any = None) -> None:
+        """Keep `kv` as `key`'s prefix: `ids` are the prompt and generated ids; `kv` covers their first positions
+        (and `hidden`, when given, at least as many)."""
         if kv is None or not hasattr(kv, "get_seq_length"):
             return
         length = int(kv.get_seq_length())
         if 0 < length <= len(ids):
-            self.entries[key] = CachedPrefix(ids[:length], kv)
+            kept = None if hidden is None or len(hidden) < length else hidden[:length]
+            self.entries[key] = CachedPrefix(ids[:length], kv, kept)
 
     def clear(self) -> None:
         self.entries.clear()
