@@ -6,10 +6,13 @@ run by the multi-LLM agent and by the single-LLM agent on the same roles (by def
 one llama.cpp base: planner/caller/summarizer LoRAs, backbone = stage 1), same step and token limits; the ratios
 of their wall times and of their prefilled prompt tokens. Both run constrained (role grammars), as `umi run` does
 by default; `--free` runs both unconstrained. `--one-slot` adds the multi-LLM run on a server with
-one slot for every role (the layout before per-role slots), measured in the same run.
+one slot for every role (the layout before per-role slots), measured in the same run. `--engine transformers`
+binds the shipped roles on transformers instead (fp32, one base, adapters switched per call, per-role prefix
+caches) and adds the multi-LLM run with cross-role layer sharing off (`umi.models.shared_layers`), written to
+`agent_overhead_transformers.md`.
 
     python benchmarks/agent_overhead.py [--tasks 20] [--max-steps 3] [--max-new-tokens 128] [--roles embedded-glpft]
-        [--one-slot] [--free] [--skip-model]
+        [--engine llama.cpp|transformers] [--one-slot] [--free] [--skip-model]
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from umi.data import load_trajectories
 from umi.format import caller_text, planner_text
 from umi.models import ScriptedEngine
 from umi.models.build import bind_roles
-from umi.models.role_config import TRAINED_NAME, llamacpp_manifest_config, trained_roles_dir
+from umi.models.role_config import TRAINED_NAME, llamacpp_manifest_config, manifest_config, trained_roles_dir
 from umi.models.roles import RoleBinding, Roles, load_roles
 from umi.tools import ReplayCache
 
@@ -37,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("UMI_SHARED_DATA", ROOT.parent / "shared/data"))
 OOD = SHARED / "alpha_umi/dataset/toolbench/test/out_of_domain.json"
 LATENCY = 0.005
+COSTS = ("calls", "prompt_tokens", "cached_tokens", "prefilled_tokens", "shared_tokens", "new_tokens", "seconds")
 
 
 def overhead(trajs, steps_per_task: int = 6) -> dict[str, float]:
@@ -72,18 +76,23 @@ def overhead(trajs, steps_per_task: int = 6) -> dict[str, float]:
     }
 
 
-def bound_roles(name: str, *, one_slot: bool = False) -> Roles:
-    """The roles to compare. `one_slot` builds the same engine with a single server slot for every role."""
+def bound_roles(name: str, *, one_slot: bool = False, engine: str = "llama.cpp", share: bool = True) -> Roles:
+    """The roles to compare. `one_slot` builds the same engine with a single server slot for every role;
+    `engine="transformers"` binds the shipped roles on transformers (`share`: cross-role layer sharing)."""
     if name == TRAINED_NAME:
         manifest = trained_roles_dir()
         if manifest is None:
             raise SystemExit(f"{TRAINED_NAME}: this checkout ships no trained roles; pass --roles embedded")
+        if engine == "transformers":
+            rc = manifest_config(manifest)
+            rc.config["engines"]["lora"]["share_layers"] = share
+            return bind_roles(rc)
         rc = llamacpp_manifest_config(manifest)
         if one_slot:
             rc.config["engines"]["base"]["slots"] = []
         return bind_roles(rc)
-    if one_slot:
-        raise SystemExit("--one-slot is only wired for the shipped roles")
+    if one_slot or engine != "llama.cpp":
+        raise SystemExit("--one-slot and --engine transformers are only wired for the shipped roles")
     return load_roles(name)
 
 
@@ -96,6 +105,7 @@ def run_agents(roles: Roles, cls: Any, trajs, max_steps: int, max_new_tokens: in
         "prompt_tokens": 0,
         "cached_tokens": 0,
         "prefilled_tokens": 0,
+        "shared_tokens": 0,
         "roles": {},
     }
     start, cpu = time.perf_counter(), time.process_time()
@@ -107,7 +117,15 @@ def run_agents(roles: Roles, cls: Any, trajs, max_steps: int, max_new_tokens: in
         totals["steps"] += ep.steps
         for role, c in ep.costs.items():
             per_role = totals["roles"].setdefault(role, {})
-            for k in ("calls", "prompt_tokens", "cached_tokens", "prefilled_tokens", "new_tokens", "seconds"):
+            for k in (
+                "calls",
+                "prompt_tokens",
+                "cached_tokens",
+                "prefilled_tokens",
+                "shared_tokens",
+                "new_tokens",
+                "seconds",
+            ):
                 per_role[k] = per_role.get(k, 0) + c.get(k, 0)
                 if k != "seconds" and k != "new_tokens":
                     totals[k] += c.get(k, 0)
@@ -118,14 +136,24 @@ def run_agents(roles: Roles, cls: Any, trajs, max_steps: int, max_new_tokens: in
 
 
 def model_ratio(
-    trajs, max_steps: int, max_new_tokens: int, roles_name: str, one_slot: bool, constrain: bool
+    trajs, max_steps: int, max_new_tokens: int, roles_name: str, one_slot: bool, constrain: bool, engine: str
 ) -> dict[str, Any]:
-    roles = bound_roles(roles_name)
-    out: dict[str, Any] = {
-        "multi": run_agents(roles, MultiLLMAgent, trajs, max_steps, max_new_tokens, constrain),
-        "single": run_agents(roles, SingleLLMAgent, trajs, max_steps, max_new_tokens, constrain),
-    }
-    roles.close()
+    """Multi-LLM and single-LLM runs on the same roles. On llama.cpp one binding serves both (the backbone has a
+    slot of its own); on transformers each run gets a fresh binding, since cross-role sharing would otherwise let
+    the single-LLM run borrow the multi-LLM run's cached prefixes of the same tasks."""
+    runs: list[tuple[str, Any, bool]] = [("multi", MultiLLMAgent, True), ("single", SingleLLMAgent, True)]
+    if engine == "transformers":
+        runs.append(("multi, no layer sharing", MultiLLMAgent, False))
+    out: dict[str, Any] = {}
+    roles: Roles | None = None
+    for label, cls, share in runs:
+        if roles is None or engine == "transformers":
+            if roles is not None:
+                roles.close()
+            roles = bound_roles(roles_name, engine=engine, share=share)
+        out[label] = run_agents(roles, cls, trajs, max_steps, max_new_tokens, constrain)
+    if roles is not None:
+        roles.close()
     if one_slot:
         old = bound_roles(roles_name, one_slot=True)
         out["multi, one slot"] = run_agents(old, MultiLLMAgent, trajs, max_steps, max_new_tokens, constrain)
@@ -142,6 +170,7 @@ def main() -> None:
     ap.add_argument("--one-slot", action="store_true", help="also run multi-LLM with one slot for every role")
     ap.add_argument("--free", action="store_true", help="unconstrained decoding (default: role grammars on)")
     ap.add_argument("--skip-model", action="store_true")
+    ap.add_argument("--engine", choices=("llama.cpp", "transformers"), default="llama.cpp")
     args = ap.parse_args()
     head = [results_header().rstrip("\n"), ""]
     trajs = load_trajectories(OOD).items[: args.tasks]
@@ -158,22 +187,31 @@ def main() -> None:
     ]
     print(lines[-1])
     if not args.skip_model:
-        m = model_ratio(trajs, args.max_steps, args.max_new_tokens, args.roles, args.one_slot, not args.free)
+        m = model_ratio(
+            trajs, args.max_steps, args.max_new_tokens, args.roles, args.one_slot, not args.free, args.engine
+        )
         multi, single = m["multi"], m["single"]
         lines += [
             "",
-            f"Roles `{args.roles}` on llama.cpp (one base, one server slot per role), the same {len(trajs)} tasks, "
+            (
+                f"Roles `{args.roles}` on llama.cpp (one base, one server slot per role)"
+                if args.engine == "llama.cpp"
+                else f"Roles `{args.roles}` on transformers (fp32, one base, adapters per call, per-role prefix "
+                "caches; cross-role layer sharing on unless the row says otherwise)"
+            )
+            + f", the same {len(trajs)} tasks, "
             f"≤{args.max_steps} steps, ≤{args.max_new_tokens} new tokens per call, "
             f"{'unconstrained decoding' if args.free else 'constrained (role grammars, as `umi run` by default)'}, "
             "run one after another in this process:",
             "",
-            "| run | wall s | CPU s | steps | model calls | prompt tokens | cached | prefilled |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| run | wall s | CPU s | steps | model calls | prompt tokens | cached | prefilled | of which shared below "
+            "the adapters |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for label, t in m.items():
             lines.append(
                 f"| {label} | {t['seconds']:.1f} | {t['cpu']:.1f} | {t['steps']} | {t['calls']} | "
-                f"{t['prompt_tokens']} | {t['cached_tokens']} | {t['prefilled_tokens']} |"
+                f"{t['prompt_tokens']} | {t['cached_tokens']} | {t['prefilled_tokens']} | {t['shared_tokens']} |"
             )
         lines += [
             "",
@@ -197,6 +235,13 @@ def main() -> None:
             f"{multi['seconds'] / max(1, multi['steps']):.2f} s vs "
             f"{single['seconds'] / max(1, single['steps']):.2f} s.",
         ]
+        if "multi, no layer sharing" in m:
+            off = m["multi, no layer sharing"]
+            lines.append(
+                f"- Without cross-role layer sharing: multi / single {off['seconds'] / single['seconds']:.2f}× "
+                f"(CPU {off['cpu'] / single['cpu']:.2f}×); sharing makes the multi-LLM run "
+                f"{off['seconds'] / multi['seconds']:.2f}× faster."
+            )
         if "multi, one slot" in m:
             old = m["multi, one slot"]
             lines.append(
@@ -205,7 +250,8 @@ def main() -> None:
                 f"{old['prefilled_tokens'] / max(1, single['prefilled_tokens']):.2f}× single's."
             )
         print("\n".join(lines[len(head) :]))
-    (ROOT / "benchmarks/results/agent_overhead.md").write_text("\n".join(lines) + "\n")
+    name = "agent_overhead.md" if args.engine == "llama.cpp" else "agent_overhead_transformers.md"
+    (ROOT / "benchmarks/results" / name).write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

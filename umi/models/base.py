@@ -81,7 +81,8 @@ class EngineError(RuntimeError):
 
 @dataclass
 class CostLedger:
-    """Per-role running totals: calls, prompt tokens (cached + prefilled), generated tokens and seconds."""
+    """Per-role running totals: calls, prompt tokens (cached + prefilled; `shared_tokens` of the prefilled ones
+    computed only above the adapters), generated tokens and seconds."""
 
     totals: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -92,11 +93,20 @@ class CostLedger:
             t["prompt_tokens"] += c.prompt_tokens
             t["cached_tokens"] += c.cached_tokens
             t["prefilled_tokens"] += c.prefilled_tokens
+            t["shared_tokens"] += c.shared_tokens
             t["new_tokens"] += c.new_tokens
             t["seconds"] += c.seconds
 
 
-COST_FIELDS: tuple[str, ...] = ("calls", "prompt_tokens", "cached_tokens", "prefilled_tokens", "new_tokens", "seconds")
+COST_FIELDS: tuple[str, ...] = (
+    "calls",
+    "prompt_tokens",
+    "cached_tokens",
+    "prefilled_tokens",
+    "shared_tokens",
+    "new_tokens",
+    "seconds",
+)
 
 
 def empty_costs() -> dict[str, float]:
