@@ -46,6 +46,7 @@ ROLE_DIRS = {
     "glpft-epoch1": ROOT / "benchmarks/roles/smollm2-glpft-epoch1/manifest.json",
     "glpft-planner-half": ROOT / "benchmarks/roles/smollm2-glpft-planner-half/manifest.json",
     "glpft-planner-w5": ROOT / "benchmarks/roles/smollm2-glpft-planner-w5/manifest.json",
+    "glpft-ul10": ROOT / "benchmarks/roles/smollm2-glpft-ul10/manifest.json",
 }
 METRICS = ("plan_acc", "act_em", "hallu", "arg_f1", "rouge_l", "valid_calls", "marker_share")
 HEADS = ("Plan ACC", "Act EM", "Hallu", "Arg F1", "ROUGE-L", "valid calls", "planner marker")

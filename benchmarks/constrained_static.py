@@ -29,9 +29,19 @@ from _static_subset import (
 #: anew on the same stage 1 with LoRA on the upper half of the layers (`--fresh planner --lora-top-fraction 0.5`),
 #: kept in `benchmarks/roles/smollm2-glpft-planner-half`; `glpft-planner-w5`: the same with the planner retrained
 #: anew on the upper quarter with API-name emphasis (`--fresh planner --api-name-weight 5`), kept in
-#: `benchmarks/roles/smollm2-glpft-planner-w5`.
+#: `benchmarks/roles/smollm2-glpft-planner-w5`; `glpft-ul10`: planner and caller retrained anew on the same stage 1
+#: with API-name emphasis 5 and unlikelihood 10 against the previous call (`--fresh planner --fresh caller
+#: --api-name-weight 5 --unlikelihood 10`), kept in `benchmarks/roles/smollm2-glpft-ul10`.
 CONFIGS = [
     FIRST_TOOL,
+    Config(
+        "glpft-ul-constrained-q8",
+        "glpft-ul10",
+        True,
+        "GLPFT roles, planner and caller 1 epoch with API-name emphasis 5 and unlikelihood 10 against the previous "
+        "call, constrained, Q8_0 base (llama.cpp)",
+        quant="Q8_0",
+    ),
     Config(
         "glpft-pw5-constrained-q8",
         "glpft-planner-w5",

@@ -11,7 +11,7 @@ umi's way: `run_static` as `umi eval static` runs it. `--umi-engine llama.cpp` (
 binds the shipped roles): the embedded base requantized to Q8_0 with the roles' LoRA adapters on llama.cpp, server
 slots of their own per role (each role's prompt cache survives the others' calls), each trajectory's steps in
 order, greedy, role grammars; `--lanes 1,4` runs it once per lane count (lanes: slots per role, so that many
-trajectories decode side by side as one batch; `umi eval static --lanes`, 4 by default). `--umi-engine
+trajectories decode side by side as one batch; `umi eval static --lanes`, 1 by default). `--umi-engine
 transformers`: one base with the adapters switched per call, batches of `--batch-size` trajectories (one step of
 each; batch 1 uses the per-role prefix caches), greedy, role grammars. Both up to 512 new tokens.
 

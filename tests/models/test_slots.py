@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from umi.models.slots import SlotTable
 
 
@@ -44,3 +46,21 @@ def test_a_busy_group_waits_rather_than_using_another_keys_slot() -> None:
         assert got == [] and held == 0  # waiting: the caller's free slot 1 is not taken
     worker.join(5)
     assert got == [0]
+
+
+def test_a_batch_takes_its_slots_together_so_no_trajectory_loses_its_history() -> None:
+    """Two trajectories hold the two slots; a batch brings a new trajectory (sharing only the boilerplate with A)
+    first and B's next step second. One by one, the new one would take B's slot (it shares more with B than with
+    A) and B would lose its history; together, B keeps its slot and the new one takes A's."""
+    table = SlotTable(["planner"], lanes=2)
+    with table.acquire_batch("planner", ["apis: x, y. history: A1", "apis: search. history: B1"]) as (a, b):
+        assert {a, b} == {0, 1}
+    new, b_next = "apis: search, z. history: C1", "apis: search. history: B1 B2"
+    assert table._best([a, b], new) == b  # what a one-at-a-time choice would do
+    with table.acquire_batch("planner", [new, b_next]) as (got_new, got_b):
+        assert got_b == b and got_new == a
+    with table.acquire_batch("planner", ["p"]) as (only,):
+        assert only in (0, 1)
+    with pytest.raises(ValueError, match="3 prompts for 2 slot"):
+        with table.acquire_batch("planner", ["a", "b", "c"]):
+            pass

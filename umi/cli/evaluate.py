@@ -34,11 +34,12 @@ def static(
     ),
     batch_size: int = typer.Option(8, "--batch-size"),
     lanes: int = typer.Option(
-        4,
+        1,
         "--lanes",
         min=1,
         help="Default roles (no --roles): llama.cpp slots per role, so this many trajectories decode side by side "
-        "as one batch (1: one trajectory at a time). A --roles configuration sets n_parallel in its engine table.",
+        "as one batch (default 1: one trajectory at a time, which was faster on a 2-core CPU; "
+        "benchmarks/results/static_eval_reference.md). A --roles configuration sets n_parallel in its engine table.",
     ),
     max_new_tokens: int = typer.Option(512, "--max-new-tokens"),
     constrain: bool = typer.Option(

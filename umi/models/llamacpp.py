@@ -168,9 +168,17 @@ class LlamaCppEngine:
     ) -> list[Completion]:
         lora = self._lora_field(adapter)
         if self.n_parallel > 1 and len(prompts) > 1:
-            # handle_completions releases the GIL: threads fill the key's lanes, which decode as one batch
-            with ThreadPoolExecutor(max_workers=min(self.n_parallel, len(prompts))) as pool:
-                return list(pool.map(lambda p: self._pinned(p, params, lora, cache_key), prompts))
+            # handle_completions releases the GIL: threads fill the key's lanes, which decode as one batch; the
+            # batch's slots are chosen together so every conversation finds its own cached history
+            out: list[Completion] = []
+            lanes = len(self.slots.group_of(cache_key))
+            with ThreadPoolExecutor(max_workers=min(lanes, len(prompts))) as pool:
+                for at in range(0, len(prompts), lanes):
+                    chunk = list(prompts[at : at + lanes])
+                    with self.slots.acquire_batch(cache_key, chunk) as slots:
+                        pairs = zip(chunk, slots, strict=True)
+                        out += pool.map(lambda ps: self._one(ps[0], params, lora, ps[1]), pairs)
+            return out
         return [self._pinned(p, params, lora, cache_key) for p in prompts]
 
     def _pinned(

@@ -4,8 +4,12 @@ llama.cpp's server keeps one cached prompt per slot and clears it when a request
 slot's last one. Planner and caller alternating on one slot therefore prefill everything on every call. Here every
 cache key (a role binding's role) owns a group of `lanes` slots that no other key uses, so batches and live
 workers never evict another role's prompt. Within a group, a call takes the free slot whose last prompt shares the
-longest prefix with its own (the same conversation one step on), else the least recently used one: a batch of
-several trajectories' steps, or several workers' episodes, each find their own cached history again.
+longest prefix with its own (the same conversation one step on), else the least recently used one: several
+workers' episodes each find their own cached history again. A batch (several trajectories' steps at once) takes
+its slots together (`acquire_batch`), longest shared prefixes first: one at a time, a new trajectory whose prompt
+shares only the tool-list boilerplate could take the slot of a trajectory that comes later in the same batch and
+make it prefill its whole history again (measured: 4 lanes prefilled 76,124 prompt tokens where one lane prefilled
+53,334 on the same 50 steps, before this).
 
 Slot ids are `group * lanes + lane`, in the order the keys were declared; a key nobody declared (a direct engine
 user, `None`) uses the first group.
@@ -51,6 +55,45 @@ class SlotTable:
         if shared(best) > 0:
             return best
         return min(free, key=lambda s: self._used.get(s, 0))  # nothing shared: evict the coldest slot
+
+    @contextmanager
+    def acquire_batch(self, key: str | None, prompts: Sequence[str]) -> Iterator[list[int]]:
+        """Hold one slot of `key`'s group per prompt (at most the group's size), matched jointly: the (prompt, slot)
+        pairs sharing the longest prefix are taken first, then each prompt left over takes the least recently used
+        free slot. Waits until that many slots of the group are free."""
+        group = self.group_of(key)
+        if len(prompts) > len(group):
+            raise ValueError(f"{len(prompts)} prompts for {len(group)} slot(s) of {key!r}; send at most that many")
+        with self._cond:
+            while len(free := [s for s in group if s not in self._busy]) < len(prompts):
+                self._cond.wait()
+            shared = sorted(
+                (
+                    (len(os.path.commonprefix([self._prompt.get(s, ""), p])), -self._used.get(s, 0), i, s)
+                    for i, p in enumerate(prompts)
+                    for s in free
+                ),
+                reverse=True,
+            )
+            chosen: dict[int, int] = {}
+            for n, _, i, s in shared:
+                if n > 0 and i not in chosen and s not in chosen.values():
+                    chosen[i] = s
+            rest = sorted((s for s in free if s not in chosen.values()), key=lambda s: self._used.get(s, 0))
+            for i in range(len(prompts)):
+                if i not in chosen:
+                    chosen[i] = rest.pop(0)
+            slots = [chosen[i] for i in range(len(prompts))]
+            for s, p in zip(slots, prompts, strict=True):
+                self._busy.add(s)
+                self._prompt[s] = p
+                self._used[s] = next(self._tick)
+        try:
+            yield slots
+        finally:
+            with self._cond:
+                self._busy.difference_update(slots)
+                self._cond.notify_all()
 
     @contextmanager
     def acquire(self, key: str | None, prompt: str = "") -> Iterator[int]:
