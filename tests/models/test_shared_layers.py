@@ -69,7 +69,7 @@ def test_graft_equals_a_full_prefill_under_this_roles_adapter(
     from umi.models.hf import TransformersEngine
     from umi.models.shared_layers import HiddenRecorder, graft, shared_depth
 
-    engine = TransformersEngine(str(deep_llama), adapters=upper_adapters, role="test")
+    engine = TransformersEngine(str(deep_llama), adapters=upper_adapters, role="test", share_layers=True)
     model = engine.model
     assert shared_depth(model) == 2  # 4 layers, both adapters on layers 2 and 3
     recorder = HiddenRecorder(model, 2)
@@ -104,7 +104,7 @@ def test_engine_text_is_the_same_with_sharing_on_off_and_without_a_cache(
 ) -> None:
     from umi.models.hf import TransformersEngine
 
-    engine = TransformersEngine(str(deep_llama), adapters=upper_adapters, role="test")
+    engine = TransformersEngine(str(deep_llama), adapters=upper_adapters, role="test", share_layers=True)
     roles = {"planner": "p", "caller": "c"}
     calls = growing_history(3)
     shared = run(engine, calls, roles)
@@ -131,7 +131,7 @@ def test_engine_text_is_the_same_with_sharing_on_off_and_without_a_cache(
 def test_roles_without_adapters_share_the_whole_cache(tiny_llama: Path) -> None:
     from umi.models.hf import TransformersEngine
 
-    engine = TransformersEngine(str(tiny_llama), role="test")
+    engine = TransformersEngine(str(tiny_llama), role="test", share_layers=True)
     calls = growing_history(2)
     shared = run(engine, calls)
     assert shared[1].shared_tokens > 0  # the caller's first call starts from the planner's history, all layers

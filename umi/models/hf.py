@@ -3,9 +3,10 @@
 Several adapters sit on one base model (`PeftModel.load_adapter`), and each call activates its role's adapter
 (`set_adapter`) or runs the bare base with adapters disabled, so three roles cost one base model of memory.
 Batches are left-padded. A lone prompt reuses its role's prefix KV cache (`umi.models.prefix_cache`): only the
-tokens after the longest prefix shared with that role's last prompt are prefilled, and where another role has run a
-longer prefix, the layers below every adapter come from that role's cache (`umi.models.shared_layers`, on by
-default: `share_layers`). `dtype="auto"` is fp32 on
+tokens after the longest prefix shared with that role's last prompt are prefilled. With `share_layers` (off by
+default: it saved no time in `benchmarks/agent_overhead.py --engine transformers`, where decoding dominates), where
+another role has run a longer prefix, the layers below every adapter come from that role's cache
+(`umi.models.shared_layers`). `dtype="auto"` is fp32 on
 CPU (the same greedy text on every CPU; bf16 is a role-config choice, fast only where `bf16_is_fast` says so) and
 bf16 on CUDA devices that support it. A GGUF file is dequantized once
 and cached as safetensors, so later loads take about a second.
@@ -88,7 +89,7 @@ class TransformersEngine:
         dtype: str = "auto",
         max_input_tokens: int | None = None,
         prefix_cache: bool = True,
-        share_layers: bool = True,
+        share_layers: bool = False,
         role: str = "",
     ) -> None:
         import torch
