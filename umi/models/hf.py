@@ -203,9 +203,8 @@ class TransformersEngine:
             found = self.prefix_cache.donor(ids, longer_than=keep + MIN_SHARED, need_hidden=need_hidden)
             if found is not None:
                 entry, upto = found
-                own = past if past is not None else None
-                start = keep if own is not None else 0
-                past = graft(self.model, recorder.split, own, start, entry.kv, entry.hidden, upto, new_cache)
+                start = keep if past is not None else 0
+                past = graft(self.model, recorder.split, past, start, entry.kv, entry.hidden, upto, new_cache)
                 hidden = None if entry.hidden is None else entry.hidden[:upto]
                 return past, start, hidden, upto - start
         return (past if past is not None else new_cache()), keep, hidden, 0
@@ -234,6 +233,7 @@ class TransformersEngine:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if params.stop:
             kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+        start = time.perf_counter()  # a graft (`_prefix_start`) is model compute: it counts in the call's seconds
         past, cached, hidden, shared = self._prefix_start(prefix_key if len(batch) == 1 else None, enc)
         if past is not None:
             kwargs["past_key_values"] = past
@@ -242,7 +242,6 @@ class TransformersEngine:
             recorder = None  # this prefix's hidden states were never recorded: the new entry cannot lend them
         if params.grammar is not None:
             kwargs["logits_processor"] = self._grammar_masks(params.grammar, len(batch), enc["input_ids"].shape[1])
-        start = time.perf_counter()
         with torch.inference_mode():
             if recorder is not None:
                 with recorder.record() as parts:
