@@ -31,6 +31,7 @@ from umi.agent import MultiLLMAgent, SingleLLMAgent
 from umi.data import load_trajectories
 from umi.format import caller_text, planner_text
 from umi.models import ScriptedEngine
+from umi.models.base import COST_FIELDS
 from umi.models.build import bind_roles
 from umi.models.role_config import TRAINED_NAME, llamacpp_manifest_config, manifest_config, trained_roles_dir
 from umi.models.roles import RoleBinding, Roles, load_roles
@@ -40,7 +41,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("UMI_SHARED_DATA", ROOT.parent / "shared/data"))
 OOD = SHARED / "alpha_umi/dataset/toolbench/test/out_of_domain.json"
 LATENCY = 0.005
-COSTS = ("calls", "prompt_tokens", "cached_tokens", "prefilled_tokens", "shared_tokens", "new_tokens", "seconds")
 
 
 def overhead(trajs, steps_per_task: int = 6) -> dict[str, float]:
@@ -117,15 +117,7 @@ def run_agents(roles: Roles, cls: Any, trajs, max_steps: int, max_new_tokens: in
         totals["steps"] += ep.steps
         for role, c in ep.costs.items():
             per_role = totals["roles"].setdefault(role, {})
-            for k in (
-                "calls",
-                "prompt_tokens",
-                "cached_tokens",
-                "prefilled_tokens",
-                "shared_tokens",
-                "new_tokens",
-                "seconds",
-            ):
+            for k in COST_FIELDS:
                 per_role[k] = per_role.get(k, 0) + c.get(k, 0)
                 if k != "seconds" and k != "new_tokens":
                     totals[k] += c.get(k, 0)

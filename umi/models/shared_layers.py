@@ -41,10 +41,14 @@ def shared_depth(model: Any) -> int:
     return lowest
 
 
+def _backbone(model: Any) -> Any:
+    """The decoder stack (`.layers`, `.rotary_emb`) of a (PEFT-wrapped) causal LM."""
+    return (model.get_base_model() if hasattr(model, "get_base_model") else model).model
+
+
 def decoder_layers(model: Any) -> Any:
     """The decoder layer list of a (PEFT-wrapped) causal LM."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return base.model.layers
+    return _backbone(model).layers
 
 
 class HiddenRecorder:
@@ -102,10 +106,9 @@ def graft(
     if split >= len(layers):
         return cache
     assert hidden is not None
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
     h = hidden[keep:upto].unsqueeze(0)
     positions = torch.arange(keep, upto, device=h.device).unsqueeze(0)
-    embeddings = base.model.rotary_emb(h, position_ids=positions)
+    embeddings = _backbone(model).rotary_emb(h, position_ids=positions)
     q = upto - keep
     allowed = torch.ones((q, upto), dtype=torch.bool, device=h.device).tril(diagonal=keep)
     mask = torch.zeros((q, upto), dtype=h.dtype, device=h.device).masked_fill_(~allowed, torch.finfo(h.dtype).min)

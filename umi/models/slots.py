@@ -85,15 +85,9 @@ class SlotTable:
                     chosen[i] = rest.pop(0)
             slots = [chosen[i] for i in range(len(prompts))]
             for s, p in zip(slots, prompts, strict=True):
-                self._busy.add(s)
-                self._prompt[s] = p
-                self._used[s] = next(self._tick)
-        try:
+                self._take(s, p)
+        with self._holding(slots):
             yield slots
-        finally:
-            with self._cond:
-                self._busy.difference_update(slots)
-                self._cond.notify_all()
 
     @contextmanager
     def acquire(self, key: str | None, prompt: str = "") -> Iterator[int]:
@@ -103,12 +97,22 @@ class SlotTable:
             while not (free := [s for s in group if s not in self._busy]):
                 self._cond.wait()
             slot = self._best(free, prompt)
-            self._busy.add(slot)
-            self._prompt[slot] = prompt
-            self._used[slot] = next(self._tick)
-        try:
+            self._take(slot, prompt)
+        with self._holding([slot]):
             yield slot
+
+    def _take(self, slot: int, prompt: str) -> None:
+        """Mark `slot` busy with `prompt` (under `self._cond`)."""
+        self._busy.add(slot)
+        self._prompt[slot] = prompt
+        self._used[slot] = next(self._tick)
+
+    @contextmanager
+    def _holding(self, slots: Sequence[int]) -> Iterator[None]:
+        """Release `slots` when the caller is done with them, waking whoever waits for a free slot."""
+        try:
+            yield
         finally:
             with self._cond:
-                self._busy.discard(slot)
+                self._busy.difference_update(slots)
                 self._cond.notify_all()

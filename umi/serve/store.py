@@ -26,8 +26,8 @@ class CacheStore:
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else None
         self.entries: dict[str, dict[str, str]] = {}
-        # function name -> its cached argument strings, in insertion order; so `examples` reads a few entries
-        # instead of scanning the whole cache on every simulated call
+        # function name -> its cache keys, in insertion order; so `examples` reads a few entries instead of
+        # scanning the whole cache on every simulated call
         self._by_function: dict[str, list[str]] = {}
         self._lock = threading.Lock()
         if self.path is not None and self.path.exists():
@@ -40,8 +40,7 @@ class CacheStore:
 
     def _store(self, key: str, value: dict[str, str]) -> None:
         if key not in self.entries:
-            function_name, _, arguments = key.partition("\t")
-            self._by_function.setdefault(function_name, []).append(arguments)
+            self._by_function.setdefault(key.partition("\t")[0], []).append(key)
         self.entries[key] = value
 
     def get(self, function_name: str, arguments: dict[str, Any] | str) -> dict[str, str] | None:
@@ -52,8 +51,8 @@ class CacheStore:
     def examples(self, function_name: str, limit: int = 5) -> list[tuple[str, str]]:
         """Up to `limit` cached `(arguments, response)` pairs of one function, oldest first, as a snapshot."""
         with self._lock:
-            args = self._by_function.get(function_name, [])[:limit]
-            return [(a, self.entries[f"{function_name}\t{a}"]["response"]) for a in args]
+            keys = self._by_function.get(function_name, [])[:limit]
+            return [(k.partition("\t")[2], self.entries[k]["response"]) for k in keys]
 
     def put(
         self, function_name: str, arguments: dict[str, Any] | str, value: dict[str, str], *, persist: bool = True
