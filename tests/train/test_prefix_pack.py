@@ -120,3 +120,60 @@ def test_packs_respect_their_token_bound(tiny_base: Path) -> None:
     assert all(p.tokens <= longest + 10 for p in packs)
     covered = sorted([p.base for p in packs] + [i for p in packs for i, _ in p.branches])
     assert covered == list(range(len(rows)))  # every row exactly once
+
+
+@pytest.fixture(scope="module")
+def tiny_gemma3(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-layer Gemma 3 (two sliding-window layers of 16 tokens, then a global one) on the tiny tokenizer."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    tok = load_tokenizer(str(tiny_base))
+    config = Gemma3TextConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        sliding_window=16,
+        layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+        max_position_embeddings=2048,
+        initializer_range=0.3,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("tiny-gemma3")
+    Gemma3ForCausalLM(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def test_segment_attention_keeps_sliding_windows_exact(tiny_gemma3: Path) -> None:
+    """On a sliding-window model the packed losses and gradients still equal separate rows: each segment applies the
+    window in its row's own positions (without it the branches would see keys their rows never see)."""
+    rows = build_rows([_long_trajectory()]).planner
+    tok = load_tokenizer(str(tiny_gemma3))
+    encoded = encode_rows(rows, tok, 4096)
+    pack = plan_packs(rows, encoded, max_tokens=100_000)[0]
+    assert min(c for _, c in pack.branches) > 16  # every branch's prefix is longer than the window
+    order = [pack.base, *[i for i, _ in pack.branches]]
+    model = load_model(str(tiny_gemma3)).eval()
+    separate = _per_token_losses(model, encoded, order)
+    separate.sum().backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+
+    use_pack_attention(model)
+    batch = collate_pack(pack, encoded)
+    positions, targets = batch.pop("loss_positions"), batch.pop("targets")
+    packed = torch.nn.functional.cross_entropy(
+        model(**batch, use_cache=False).logits[0, positions], targets, reduction="none"
+    )
+    assert torch.allclose(packed, separate, atol=5e-5), (packed - separate).abs().max()
+    packed.sum().backward()
+    for name, grad in grads.items():
+        rel = (dict(model.named_parameters())[name].grad - grad).norm() / (grad.norm() + 1e-12)
+        assert rel < 1e-4, (name, float(rel))

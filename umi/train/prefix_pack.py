@@ -20,7 +20,10 @@ most of them away: branches never see each other. The pack also carries its `pac
 per segment), and the attention function computes each segment on its own: the base with `is_causal`, each
 branch's queries against the keys of its prefix plus its own, causal at the end. The same function as the mask,
 for the work the mask leaves: 1.4x forward + backward on a 2,075-token planner pack (one thread, LoRA on the upper
-quarter). Without `pack_segments` (generation, separate rows) it is transformers' SDPA path unchanged.
+quarter). Without `pack_segments` (generation, separate rows) it is transformers' SDPA path unchanged. Sliding-window
+layers (Gemma 3 keeps 5 of every 6 layers local, 512 tokens) get their window inside each segment, counted in the
+row's own positions; the 4D mask is the full-attention one only, so a sliding-window model trains packed through
+segment attention alone (`umi.train.loop` always switches to it for packs).
 
 Branches are taken on ids, not text: tokenising pieces separately drifts inside histories (an empty observation
 merges with the next `assistant`), while each row's own ids after the LCP are exact by construction.
@@ -187,24 +190,39 @@ def pack_attention(
         return sdpa_attention_forward(  # type: ignore[no-any-return]
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
+    if kwargs.get("softcap") is not None:
+        raise NotImplementedError("prefix-packed training does not support attention logit soft-capping (Gemma 2)")
+    window = kwargs.get("sliding_window")
     groups = query.shape[1] // key.shape[1]
     if groups > 1:
         key, value = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1)
     outs = []
     for start, end, lcp in pack_segments.tolist():
         q = query[:, :, start:end]
-        if lcp == 0:
-            k, v, mask, causal = key[:, :, start:end], value[:, :, start:end], None, True
-        else:
-            k = torch.cat([key[:, :, :lcp], key[:, :, start:end]], 2)
-            v = torch.cat([value[:, :, :lcp], value[:, :, start:end]], 2)
-            n = end - start  # causal at the end: query i sees the prefix and branch tokens 0..i
-            mask = torch.ones(n, lcp + n, dtype=torch.bool, device=q.device).tril(diagonal=lcp)
-            causal = False
+        k = torch.cat([key[:, :, :lcp], key[:, :, start:end]], 2)
+        v = torch.cat([value[:, :, :lcp], value[:, :, start:end]], 2)
+        mask = _segment_mask(end - start, lcp, window, q.device)
         outs.append(
-            F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal, scale=scaling)
+            F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=mask is None, scale=scaling
+            )
         )
     return torch.cat(outs, 2).transpose(1, 2).contiguous(), None
+
+
+def _segment_mask(n: int, lcp: int, window: int | None, device: torch.device) -> torch.Tensor | None:
+    """Which of a segment's keys (its `lcp` prefix tokens, then its own `n`) each of its `n` queries sees: causal at
+    the end, and, for a sliding-window layer (Gemma 3's local layers), only keys fewer than `window` positions back,
+    counted in the row's own positions (the branch continues from its prefix), as transformers' and llama.cpp's
+    sliding masks count them. None: plain causal over the segment alone (SDPA's `is_causal` fast path)."""
+    if lcp == 0 and window is None:
+        return None
+    q_pos = torch.arange(lcp, lcp + n, device=device)[:, None]
+    k_pos = torch.arange(lcp + n, device=device)[None, :]
+    allowed = k_pos <= q_pos
+    if window is not None:
+        allowed &= q_pos - k_pos < window
+    return allowed
 
 
 def use_pack_attention(model: Any) -> None:
