@@ -174,3 +174,27 @@ def test_http_engine_pins_roles_to_llamacpp_server_slots_and_reads_cached_tokens
         assert plain.slots is None and plain.complete([calls[0][1]], GREEDY)[0].text == outs[0].text
     finally:
         server.close()
+
+
+def test_http_engine_batches_on_a_roles_lanes_and_each_trajectory_keeps_its_slot() -> None:
+    """A batch through the HTTP engine on a llama.cpp server with two lanes per role: the two trajectories decode
+    side by side, and on the next batch (a new trajectory first, one that shares more text with B than with A,
+    then B's next step) B's step finds B's whole cached history: the batch's slots are chosen together."""
+    from umi.models.llamacpp import LlamaCppEngine
+    from umi.models.openai_http import OpenAIEngine
+
+    server = LlamaCppEngine("embedded", n_ctx=512, slots=("planner",), n_parallel=2, n_threads=2)
+    try:
+        url = server.listening_address() + "/v1"
+        http = OpenAIEngine(url, model="smollm2", llamacpp_slots=True, slots=("planner",), slot_lanes=2, role="test")
+        a = "apis: weather, maps. history: the user asked for the forecast in Oslo and the tool said rain"
+        b = "apis: search. history: the user wants three novels about rivers and their authors, in print"
+        first = http.complete([a, b], GREEDY, cache_key="planner")
+        assert len(first) == 2 and all(c.new_tokens > 0 for c in first)
+        new = "apis: search, music. history: the user wants three songs about the sea"
+        b_next = b + " today; the tool found two"
+        got_new, got_b = http.complete([new, b_next], GREEDY, cache_key="planner")
+        assert got_b.cached_tokens >= first[1].prompt_tokens - 3, (got_b.cached_tokens, first[1].prompt_tokens)
+        assert got_new.cached_tokens < got_new.prompt_tokens // 2
+    finally:
+        server.close()

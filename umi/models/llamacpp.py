@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from umi.models.base import Completion, EngineError, GenerationParams
 from umi.models.embedded import resolve_gguf
-from umi.models.slots import SlotTable
+from umi.models.slots import SlotTable, run_in_lanes
 
 
 def with_grammar(request: dict[str, Any], params: GenerationParams) -> dict[str, Any]:
@@ -170,15 +169,7 @@ class LlamaCppEngine:
         if self.n_parallel > 1 and len(prompts) > 1:
             # handle_completions releases the GIL: threads fill the key's lanes, which decode as one batch; the
             # batch's slots are chosen together so every conversation finds its own cached history
-            out: list[Completion] = []
-            lanes = len(self.slots.group_of(cache_key))
-            with ThreadPoolExecutor(max_workers=min(lanes, len(prompts))) as pool:
-                for at in range(0, len(prompts), lanes):
-                    chunk = list(prompts[at : at + lanes])
-                    with self.slots.acquire_batch(cache_key, chunk) as slots:
-                        pairs = zip(chunk, slots, strict=True)
-                        out += pool.map(lambda ps: self._one(ps[0], params, lora, ps[1]), pairs)
-            return out
+            return run_in_lanes(self.slots, cache_key, prompts, lambda p, slot: self._one(p, params, lora, slot))
         return [self._pinned(p, params, lora, cache_key) for p in prompts]
 
     def _pinned(

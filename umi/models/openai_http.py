@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from umi.models.base import Completion, EngineError, GenerationParams
-from umi.models.slots import SlotTable
+from umi.models.slots import SlotTable, run_in_lanes
 
 GRAMMAR_FIELDS: tuple[str, ...] = ("structured_outputs", "grammar")
 
@@ -92,7 +92,7 @@ class OpenAIEngine:
         if self.slots is None:
             return self._one(prompt, params, model)
         with self.slots.acquire(key, prompt) as slot:
-            return self._one(prompt, params, model, {"id_slot": slot, "cache_prompt": True})
+            return self._one(prompt, params, model, _slot_fields(slot))
 
     def _failed(self, exc: Exception) -> EngineError:
         return EngineError(
@@ -161,10 +161,20 @@ class OpenAIEngine:
         cache_key: str | None = None,
     ) -> list[Completion]:
         model = adapter or self.model
+        if self.slots is not None and len(prompts) > 1 and self.concurrency > 1:
+            # a llama.cpp server: the key's lanes decode as one batch, their slots chosen together (joint matching)
+            return run_in_lanes(
+                self.slots, cache_key, prompts, lambda p, slot: self._one(p, params, model, _slot_fields(slot))
+            )
         if len(prompts) == 1 or self.concurrency == 1:
             return [self._pinned(p, params, model, cache_key) for p in prompts]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(prompts))) as pool:
             return list(pool.map(lambda p: self._pinned(p, params, model, cache_key), prompts))
+
+
+def _slot_fields(slot: int) -> dict[str, Any]:
+    """What llama.cpp's server needs to keep a role's cache: the slot to use, and to keep and reuse its prompt."""
+    return {"id_slot": slot, "cache_prompt": True}
 
 
 def cached_tokens(resp: Any) -> int:

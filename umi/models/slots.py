@@ -20,8 +20,12 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class SlotTable:
@@ -116,3 +120,17 @@ class SlotTable:
             with self._cond:
                 self._busy.difference_update(slots)
                 self._cond.notify_all()
+
+
+def run_in_lanes(table: SlotTable, key: str | None, prompts: Sequence[str], call: Callable[[str, int], T]) -> list[T]:
+    """`call(prompt, slot)` for every prompt, as many at once as `key`'s group has lanes, each chunk's slots taken
+    together (`acquire_batch`). The calls run in threads: llama.cpp decodes the requests in flight as one batch
+    (xllamacpp releases the GIL; an HTTP server batches concurrent requests). Results keep the prompts' order."""
+    lanes = len(table.group_of(key))
+    out: list[T] = []
+    with ThreadPoolExecutor(max_workers=max(1, min(lanes, len(prompts)))) as pool:
+        for at in range(0, len(prompts), lanes):
+            chunk = list(prompts[at : at + lanes])
+            with table.acquire_batch(key, chunk) as slots:
+                out += pool.map(call, chunk, slots)
+    return out
