@@ -22,7 +22,8 @@ branch's queries against the keys of its prefix plus its own, causal at the end.
 for the work the mask leaves: 1.4x forward + backward on a 2,075-token planner pack (one thread, LoRA on the upper
 quarter). Without `pack_segments` (generation, separate rows) it is transformers' SDPA path unchanged. Sliding-window
 layers (Gemma 3 keeps 5 of every 6 layers local, 512 tokens) get their window inside each segment, counted in the
-row's own positions; the 4D mask is the full-attention one only, so a sliding-window model trains packed through
+row's own positions, in blocks of `window` queries that never score keys out of reach; the 4D mask is the
+full-attention one only, so a sliding-window model trains packed through
 segment attention alone (`umi.train.loop` always switches to it for packs).
 
 Branches are taken on ids, not text: tokenising pieces separately drifts inside histories (an empty observation
@@ -198,27 +199,46 @@ def pack_attention(
         key, value = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1)
     outs = []
     for start, end, lcp in pack_segments.tolist():
-        q = query[:, :, start:end]
+        # the segment's keys indexed by its row's own positions: the prefix's, then its own
         k = torch.cat([key[:, :, :lcp], key[:, :, start:end]], 2)
         v = torch.cat([value[:, :, :lcp], value[:, :, start:end]], 2)
-        mask = _segment_mask(end - start, lcp, window, q.device)
-        outs.append(
-            F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=mask is None, scale=scaling
+        q = query[:, :, start:end]
+        for lo, hi, keys_from in _query_blocks(end - start, lcp, window):
+            mask = _block_mask(lcp + lo, lcp + hi, keys_from, window, q.device)
+            outs.append(
+                F.scaled_dot_product_attention(
+                    q[:, :, lo:hi],
+                    k[:, :, keys_from : lcp + hi],
+                    v[:, :, keys_from : lcp + hi],
+                    attn_mask=mask,
+                    dropout_p=dropout,
+                    is_causal=mask is None,
+                    scale=scaling,
+                )
             )
-        )
     return torch.cat(outs, 2).transpose(1, 2).contiguous(), None
 
 
-def _segment_mask(n: int, lcp: int, window: int | None, device: torch.device) -> torch.Tensor | None:
-    """Which of a segment's keys (its `lcp` prefix tokens, then its own `n`) each of its `n` queries sees: causal at
-    the end, and, for a sliding-window layer (Gemma 3's local layers), only keys fewer than `window` positions back,
-    counted in the row's own positions (the branch continues from its prefix), as transformers' and llama.cpp's
-    sliding masks count them. None: plain causal over the segment alone (SDPA's `is_causal` fast path)."""
-    if lcp == 0 and window is None:
+def _query_blocks(n: int, lcp: int, window: int | None) -> list[tuple[int, int, int]]:
+    """(first, end) of each block of a segment's `n` queries, and the position of the first key any of them sees.
+
+    Full attention: one block over all keys. A sliding-window layer (Gemma 3 keeps 5 of every 6 layers local, 512
+    tokens): blocks of `window` queries, each against only the keys fewer than `window` positions before its first
+    query, so a 3,000-token pack costs about n x 2·window scores per local layer instead of n x n."""
+    if window is None:
+        return [(0, n, 0)]
+    return [(lo, min(n, lo + window), max(0, lcp + lo - window + 1)) for lo in range(0, n, window)]
+
+
+def _block_mask(q_from: int, q_to: int, k_from: int, window: int | None, device: torch.device) -> torch.Tensor | None:
+    """Which keys (positions `k_from`..`q_to`-1) the queries at positions `q_from`..`q_to`-1 see: causal, and for a
+    sliding-window layer only keys fewer than `window` positions back, positions counted in the row's own sequence
+    (a branch continues from its prefix), as transformers' and llama.cpp's sliding masks count them. None: plain
+    causal from the first key (SDPA's `is_causal` fast path)."""
+    if q_from == k_from and window is None:
         return None
-    q_pos = torch.arange(lcp, lcp + n, device=device)[:, None]
-    k_pos = torch.arange(lcp + n, device=device)[None, :]
+    q_pos = torch.arange(q_from, q_to, device=device)[:, None]
+    k_pos = torch.arange(k_from, q_to, device=device)[None, :]
     allowed = k_pos <= q_pos
     if window is not None:
         allowed &= q_pos - k_pos < window
