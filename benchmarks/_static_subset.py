@@ -47,6 +47,8 @@ ROLE_DIRS = {
     "glpft-planner-half": ROOT / "benchmarks/roles/smollm2-glpft-planner-half/manifest.json",
     "glpft-planner-w5": ROOT / "benchmarks/roles/smollm2-glpft-planner-w5/manifest.json",
     "glpft-ul10": ROOT / "benchmarks/roles/smollm2-glpft-ul10/manifest.json",
+    "gemma-single": ROOT / "benchmarks/roles/gemma3-single/manifest.json",
+    "gemma-glpft": ROOT / "benchmarks/roles/gemma3-glpft/manifest.json",
 }
 METRICS = ("plan_acc", "act_em", "hallu", "arg_f1", "rouge_l", "valid_calls", "marker_share")
 HEADS = ("Plan ACC", "Act EM", "Hallu", "Arg F1", "ROUGE-L", "valid calls", "planner marker")
@@ -124,7 +126,10 @@ def engine_words(args: argparse.Namespace) -> str:
         else "(Q4_1 dequantized; bf16 unless the row says fp32) on transformers"
     )
     threads = "thread counts as each row's commands below say" if args.report_only else f"{args.threads} thread(s)"
-    return f"embedded SmolLM2-135M {model}, greedy, ≤{args.max_new_tokens} new tokens per call, {threads}"
+    return (
+        f"embedded SmolLM2-135M {model} unless the row names Gemma 3 270M (`gemma3-270m`, Q4_K_M, requantized to "
+        f"Q8_0 likewise), greedy, ≤{args.max_new_tokens} new tokens per call, {threads}"
+    )
 
 
 def bind(

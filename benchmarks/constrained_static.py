@@ -31,9 +31,19 @@ from _static_subset import (
 #: anew on the upper quarter with API-name emphasis (`--fresh planner --api-name-weight 5`), kept in
 #: `benchmarks/roles/smollm2-glpft-planner-w5`; `glpft-ul10`: planner and caller retrained anew on the same stage 1
 #: with API-name emphasis 5 and unlikelihood 10 against the previous call (`--fresh planner --fresh caller
-#: --api-name-weight 5 --unlikelihood 10`), kept in `benchmarks/roles/smollm2-glpft-ul10`.
+#: --api-name-weight 5 --unlikelihood 10`), kept in `benchmarks/roles/smollm2-glpft-ul10`; `gemma-single`: stage 1 of
+#: a GLPFT run on Gemma 3 270M (`umi train glpft --base gemma3-270m`), packaged as a single-LLM run, kept in
+#: `benchmarks/roles/gemma3-single`.
 CONFIGS = [
     FIRST_TOOL,
+    Config(
+        "gemma-single-constrained-q8",
+        "gemma-single",
+        True,
+        "single-LLM on Gemma 3 270M (its GLPFT stage 1 as backbone, 1 epoch), constrained, Q8_0 base (llama.cpp)",
+        single=True,
+        quant="Q8_0",
+    ),
     Config(
         "glpft-ul-constrained-q8",
         "glpft-ul10",

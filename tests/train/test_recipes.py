@@ -104,6 +104,24 @@ def test_packaged_roles_match_the_run(tiny_base: Path, rows_dir: Path, tmp_path:
         package_glpft(run, tmp_path / "small", base=str(tiny_base.resolve()), max_mb=0.001)
 
 
+def test_packaged_single_run_keeps_its_backbone_on_the_base(tiny_base: Path, rows_dir: Path, tmp_path: Path) -> None:
+    """A single-LLM run packages as its backbone adapter on the base itself (no stage-1 base adapter), and a run on
+    another base is refused by name."""
+    from umi.train.package import package_glpft
+
+    run = tmp_path / "run"
+    run_recipe("single", base=str(tiny_base), data=rows_dir, out=run, config_for=tiny)
+    packaged = package_glpft(run, tmp_path / "pkg", base=str(tiny_base.resolve()))
+    assert packaged.recipe == "single" and packaged.base_adapters == [] and set(packaged.roles) == {"backbone"}
+    ids = torch.tensor([[5, 17, 42, 99, 3]])
+    a, _ = load_role_model(run / "manifest.json", "backbone")
+    b, _ = load_role_model(tmp_path / "pkg" / "manifest.json", "backbone")
+    with torch.no_grad():
+        assert torch.allclose(a(ids).logits, b(ids).logits, atol=2e-2)
+    with pytest.raises(ValueError, match="needs a run on 'gemma3-270m'"):
+        package_glpft(run, tmp_path / "other", base="gemma3-270m")
+
+
 def test_full_fine_tuning_with_gradient_checkpointing(tiny_base: Path, rows_dir: Path, tmp_path: Path) -> None:
     def config(stage: Stage) -> TrainConfig:
         return tiny(stage).model_copy(update={"lora": False, "gradient_checkpointing": True, "lr": 3e-3})

@@ -1,4 +1,4 @@
-"""Package a finished GLPFT run on the embedded base as small package data (`umi/assets/roles/<name>/`).
+"""Package a finished LoRA run on a GGUF base (GLPFT, or single-LLM) as small package data (`umi/assets/roles/…`).
 
 A run's roles sit on `stage1/merged`, a 540 MB model; packaged, they sit on `embedded` with the stage-1 adapter in
 `base_adapters` (merged at load time), and every adapter is stored in fp16 (half the size, far below LoRA's own
@@ -35,16 +35,25 @@ def _copy_adapter(src: Path, dst: Path) -> int:
 
 
 def package_glpft(run: Path, dest: Path, *, max_mb: float = 30.0, base: str = "embedded") -> Manifest:
-    """Copy a LoRA GLPFT run on `base` into `dest`; refuses (ValueError) above `max_mb` or for another base."""
+    """Copy a finished LoRA run on `base` into `dest`; refuses (ValueError) above `max_mb` or for another base.
+
+    A GLPFT run's roles sit on its merged stage 1, so the stage-1 adapter goes along as `base_adapters`; a run of
+    another recipe (`single`: the backbone alone) has its adapters on `base` itself and is copied as it is."""
     manifest = load_manifest(run)
-    stage1 = json.loads((run / "stage1" / "config.json").read_text())
-    if manifest.recipe != "glpft" or stage1.get("base") != base:
-        raise ValueError(f"{run}: packaging needs a GLPFT run on {base!r}, got {stage1.get('base')!r}")
+    if manifest.recipe == "glpft":
+        trained_on = json.loads((run / "stage1" / "config.json").read_text()).get("base")
+    else:
+        trained_on = manifest.base
+    if trained_on != base:
+        raise ValueError(f"{run}: packaging needs a run on {base!r}, got {trained_on!r}")
     if any(r.adapter is None for r in manifest.roles.values()):
         raise ValueError(f"{run}: packaging needs LoRA roles, not full models")
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    size = _copy_adapter(run / "stage1" / "adapter", tmp / "stage1")
+    size, base_adapters = 0, []
+    if manifest.recipe == "glpft":
+        size += _copy_adapter(run / "stage1" / "adapter", tmp / "stage1")
+        base_adapters = ["stage1"]
     roles: dict[str, RoleArtifact] = {}
     for role, art in manifest.roles.items():
         assert art.adapter is not None
@@ -53,7 +62,7 @@ def package_glpft(run: Path, dest: Path, *, max_mb: float = 30.0, base: str = "e
     if size > max_mb * 1e6:
         shutil.rmtree(tmp)
         raise ValueError(f"{run}: adapters take {size / 1e6:.1f} MB, above {max_mb} MB; not packaged")
-    packaged = manifest.model_copy(update={"base": base, "base_adapters": ["stage1"], "roles": roles})
+    packaged = manifest.model_copy(update={"base": base, "base_adapters": base_adapters, "roles": roles})
     write_json(tmp / "manifest.json", packaged.model_dump(exclude_none=True))
     shutil.rmtree(dest, ignore_errors=True)
     tmp.replace(dest)
@@ -65,10 +74,12 @@ def main() -> None:
     p.add_argument("run", type=Path)
     p.add_argument("dest", type=Path)
     p.add_argument("--max-mb", type=float, default=30.0)
+    p.add_argument("--base", default="embedded", help="The base the run trained on: embedded, gemma3-270m, a .gguf.")
     args = p.parse_args()
-    m = package_glpft(args.run, args.dest, max_mb=args.max_mb)
+    m = package_glpft(args.run, args.dest, max_mb=args.max_mb, base=args.base)
     size = sum(f.stat().st_size for f in args.dest.rglob("*") if f.is_file())
-    print(f"packaged {', '.join(m.roles)} + stage1 into {args.dest} ({size / 1e6:.1f} MB)")
+    extra = " + stage1" if m.base_adapters else ""
+    print(f"packaged {', '.join(m.roles)}{extra} into {args.dest} ({size / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":
