@@ -87,11 +87,11 @@ def test_cli_train_and_errors(tiny_base: Path, rows_dir: Path, tmp_path: Path) -
 
 def test_packaged_roles_match_the_run(tiny_base: Path, rows_dir: Path, tmp_path: Path) -> None:
     """Packaging (stage 1 as a base adapter, fp16 adapters) gives the run's roles back up to fp16 rounding."""
-    from umi.train.package import package_glpft
+    from umi.train.package import package_run
 
     run = tmp_path / "run"
     run_recipe("glpft", base=str(tiny_base), data=rows_dir, out=run, config_for=tiny)
-    packaged = package_glpft(run, tmp_path / "pkg", base=str(tiny_base.resolve()))
+    packaged = package_run(run, tmp_path / "pkg", base=str(tiny_base.resolve()))
     assert packaged.base_adapters == ["stage1"] and packaged.roles["caller"].adapter == "caller"
     assert not (tmp_path / "pkg.tmp").exists()
     ids = torch.tensor([[5, 17, 42, 99, 3]])
@@ -101,17 +101,17 @@ def test_packaged_roles_match_the_run(tiny_base: Path, rows_dir: Path, tmp_path:
         with torch.no_grad():
             assert torch.allclose(a(ids).logits, b(ids).logits, atol=2e-2)
     with pytest.raises(ValueError, match="above"):
-        package_glpft(run, tmp_path / "small", base=str(tiny_base.resolve()), max_mb=0.001)
+        package_run(run, tmp_path / "small", base=str(tiny_base.resolve()), max_mb=0.001)
 
 
 def test_packaged_single_run_keeps_its_backbone_on_the_base(tiny_base: Path, rows_dir: Path, tmp_path: Path) -> None:
     """A single-LLM run packages as its backbone adapter on the base itself (no stage-1 base adapter), and a run on
     another base is refused by name."""
-    from umi.train.package import package_glpft
+    from umi.train.package import package_run
 
     run = tmp_path / "run"
     run_recipe("single", base=str(tiny_base), data=rows_dir, out=run, config_for=tiny)
-    packaged = package_glpft(run, tmp_path / "pkg", base=str(tiny_base.resolve()))
+    packaged = package_run(run, tmp_path / "pkg", base=str(tiny_base.resolve()))
     assert packaged.recipe == "single" and packaged.base_adapters == [] and set(packaged.roles) == {"backbone"}
     ids = torch.tensor([[5, 17, 42, 99, 3]])
     a, _ = load_role_model(run / "manifest.json", "backbone")
@@ -119,7 +119,7 @@ def test_packaged_single_run_keeps_its_backbone_on_the_base(tiny_base: Path, row
     with torch.no_grad():
         assert torch.allclose(a(ids).logits, b(ids).logits, atol=2e-2)
     with pytest.raises(ValueError, match="needs a run on 'gemma3-270m'"):
-        package_glpft(run, tmp_path / "other", base="gemma3-270m")
+        package_run(run, tmp_path / "other", base="gemma3-270m")
 
 
 def test_full_fine_tuning_with_gradient_checkpointing(tiny_base: Path, rows_dir: Path, tmp_path: Path) -> None:
@@ -159,7 +159,7 @@ def test_continue_from_trains_the_roles_further_and_keeps_stage1(
     stages are taken over byte for byte, the manifest keeps the earlier entries, and a packaged run works too."""
     from safetensors.torch import load_file
 
-    from umi.train.package import package_glpft
+    from umi.train.package import package_run
 
     def one_epoch(stage: Stage) -> TrainConfig:
         return tiny(stage).model_copy(update={"epochs": 1})
@@ -192,7 +192,7 @@ def test_continue_from_trains_the_roles_further_and_keeps_stage1(
     _generates(second / "manifest.json", "planner")
 
     glpft = functools.partial(run_recipe, "glpft", base=str(tiny_base), data=rows_dir, config_for=one_epoch)
-    packaged = package_glpft(first, tmp_path / "pkg", base=str(tiny_base.resolve()))
+    packaged = package_run(first, tmp_path / "pkg", base=str(tiny_base.resolve()))
     assert packaged.base_adapters == ["stage1"]
     third = glpft(
         out=tmp_path / "third", continue_from=tmp_path / "pkg", only=["caller"], keep=["planner", "summarizer"]

@@ -34,7 +34,7 @@ def _copy_adapter(src: Path, dst: Path) -> int:
     return sum((dst / f).stat().st_size for f in _ADAPTER_FILES)
 
 
-def package_glpft(run: Path, dest: Path, *, max_mb: float = 30.0, base: str = "embedded") -> Manifest:
+def package_run(run: Path, dest: Path, *, max_mb: float = 30.0, base: str = "embedded") -> Manifest:
     """Copy a finished LoRA run on `base` into `dest`; refuses (ValueError) above `max_mb` or for another base.
 
     A GLPFT run's roles sit on its merged stage 1, so the stage-1 adapter goes along as `base_adapters`; a run of
@@ -76,7 +76,7 @@ def main() -> None:
     p.add_argument("--max-mb", type=float, default=30.0)
     p.add_argument("--base", default="embedded", help="The base the run trained on: embedded, gemma3-270m, a .gguf.")
     args = p.parse_args()
-    m = package_glpft(args.run, args.dest, max_mb=args.max_mb, base=args.base)
+    m = package_run(args.run, args.dest, max_mb=args.max_mb, base=args.base)
     size = sum(f.stat().st_size for f in args.dest.rglob("*") if f.is_file())
     extra = " + stage1" if m.base_adapters else ""
     print(f"packaged {', '.join(m.roles)}{extra} into {args.dest} ({size / 1e6:.1f} MB)")

@@ -22,9 +22,9 @@ branch's queries against the keys of its prefix plus its own, causal at the end.
 for the work the mask leaves: 1.4x forward + backward on a 2,075-token planner pack (one thread, LoRA on the upper
 quarter). Without `pack_segments` (generation, separate rows) it is transformers' SDPA path unchanged. Sliding-window
 layers (Gemma 3 keeps 5 of every 6 layers local, 512 tokens) get their window inside each segment, counted in the
-row's own positions, in blocks of `window` queries that never score keys out of reach; the 4D mask is the
-full-attention one only, so a sliding-window model trains packed through
-segment attention alone (`umi.train.loop` always switches to it for packs).
+row's own positions, in blocks of `window` queries that never score keys out of reach. The 4D mask is the
+full-attention one only: a sliding-window model trains packed through segment attention alone (`umi.train.loop`
+always switches to it for packs).
 
 Branches are taken on ids, not text: tokenising pieces separately drifts inside histories (an empty observation
 merges with the next `assistant`), while each row's own ids after the LCP are exact by construction.
