@@ -33,9 +33,17 @@ from _static_subset import (
 #: with API-name emphasis 5 and unlikelihood 10 against the previous call (`--fresh planner --fresh caller
 #: --api-name-weight 5 --unlikelihood 10`), kept in `benchmarks/roles/smollm2-glpft-ul10`; `gemma-single`: stage 1 of
 #: a GLPFT run on Gemma 3 270M (`umi train glpft --base gemma3-270m`), packaged as a single-LLM run, kept in
-#: `benchmarks/roles/gemma3-single`.
+#: `benchmarks/roles/gemma3-single`; `gemma-glpft`: that run's roles (planner, caller, summarizer on its stage 1), kept
+#: in `benchmarks/roles/gemma3-glpft`.
 CONFIGS = [
     FIRST_TOOL,
+    Config(
+        "gemma-glpft-constrained-q8",
+        "gemma-glpft",
+        True,
+        "GLPFT roles on Gemma 3 270M (1 epoch per row set), constrained, Q8_0 base (llama.cpp)",
+        quant="Q8_0",
+    ),
     Config(
         "gemma-single-constrained-q8",
         "gemma-single",
