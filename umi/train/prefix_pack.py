@@ -199,9 +199,12 @@ def pack_attention(
         key, value = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1)
     outs = []
     for start, end, lcp in pack_segments.tolist():
-        # the segment's keys indexed by its row's own positions: the prefix's, then its own
-        k = torch.cat([key[:, :, :lcp], key[:, :, start:end]], 2)
-        v = torch.cat([value[:, :, :lcp], value[:, :, start:end]], 2)
+        # the segment's keys indexed by its row's own positions: the prefix's, then its own (the base: a view)
+        if lcp:
+            k = torch.cat([key[:, :, :lcp], key[:, :, start:end]], 2)
+            v = torch.cat([value[:, :, :lcp], value[:, :, start:end]], 2)
+        else:
+            k, v = key[:, :, start:end], value[:, :, start:end]
         q = query[:, :, start:end]
         for lo, hi, keys_from in _query_blocks(end - start, lcp, window):
             mask = _block_mask(lcp + lo, lcp + hi, keys_from, window, q.device)
