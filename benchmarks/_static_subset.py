@@ -58,10 +58,12 @@ HEADS = ("Plan ACC", "Act EM", "Hallu", "Arg F1", "ROUGE-L", "valid calls", "pla
 class Config:
     """One evaluated system: `source` is `embedded` (the bare base), `embedded-glpft` (the shipped roles), a
     `ROLE_DIRS` name (earlier roles), `stage1` (the base with the shipped stage-1 adapter merged, `STAGE1`: the
-    single-LLM model, the same bytes the shipped roles carry as `stage1`) or `first-tool` (no model: always call
-    the first tool with {}); `single` runs the backbone; `gold_thought` skips the planner and gives the caller and
-    summarizer the gold planner turn (a diagnostic: what the caller does with a right thought; its Plan ACC is 100
-    by construction)."""
+    single-LLM model, the same bytes the shipped roles carry as `stage1`), `first-tool` (no model: always call
+    the first tool with {}) or `lexical` (no model: call the tool whose document best matches the query by BM25,
+    skipping APIs already called, with {}); `single` runs the backbone; `gold_thought` skips the planner and gives
+    the caller and summarizer the gold planner turn (a diagnostic: what the caller does with a right thought; its
+    Plan ACC is 100 by construction); `tool_order` overrides the roles' prompt budget's (`"query"`: tools most
+    relevant to the query first, `umi.format.relevance`)."""
 
     name: str
     source: str
@@ -73,6 +75,7 @@ class Config:
     #: llama.cpp only: the base's storage, "Q4_1" as shipped or "Q8_0" requantized (`umi.models.gguf_merge`);
     #: the adapters apply at run time either way. "merged-Q8_0": one merged Q8_0 model per role (an experiment).
     quant: str = "Q4_1"
+    tool_order: str | None = None
 
 
 #: The rows both tables show: the no-model floor and the bare base zero-shot, constrained and not. The zero-shot
@@ -81,6 +84,7 @@ class Config:
 #: its token cap, could not finish 100 steps in bf16 within a session. `glpft-constrained-fp32` measures what the
 #: dtype alone changes.
 FIRST_TOOL = Config("first-tool", "first-tool", False, "first tool with {} (no model)")
+LEXICAL = Config("lexical", "lexical", False, "best BM25 match of the query, not called yet, with {} (no model)")
 ZERO_SHOT = (
     Config(
         "embedded-constrained-fp32",
@@ -304,12 +308,16 @@ def run_configs(configs: list[Config], args: argparse.Namespace, keys: list[Step
 def _run_one(cfg: Config, args: argparse.Namespace, keys: list[StepKey]) -> None:
     """Run (or resume) one configuration's folder."""
     folder = args.runs / cfg.name
-    if cfg.source == "first-tool":
-        write_baseline("first-tool", args.data, folder, keys=keys)
+    if cfg.source in ("first-tool", "lexical"):
+        write_baseline(cfg.source, args.data, folder, keys=keys)
         return
     if cfg.quant != "Q4_1" and args.engine != "llama.cpp":
         raise SystemExit(f"{cfg.name}: a GGUF storage choice; add --engine llama.cpp")
     roles = bind(cfg.source, args.threads, args.engine, cfg.dtype, cfg.quant)
+    if cfg.tool_order is not None:
+        if roles.prompt_budget is None:
+            raise SystemExit(f"{cfg.name}: tool_order needs roles with a prompt budget")
+        roles.prompt_budget = {**roles.prompt_budget, "tool_order": cfg.tool_order}
     run = run_static(
         args.data,
         roles,

@@ -1,7 +1,8 @@
 """Static evaluation with and without the role grammars (issue 12), on the seeded 100-step subset of the split.
 
-The bare embedded base and the shipped roles, each constrained and not, plus the first-tool-with-{} floor; the five
-metrics, the valid-call rate and the share of planner outputs with a route marker. Run folders are shared with
+The bare embedded base and the shipped roles, each constrained and not, plus two no-model baselines (the first tool
+with {}, the floor; the best BM25 match of the query, `lexical`); the five metrics, the valid-call rate and the
+share of planner outputs with a route marker. Run folders are shared with
 `glpft_small.py` (see `_static_subset.py`), so the command resumes and a row both tables show is computed once.
 
     python benchmarks/constrained_static.py                     # run (or resume) every config, then write the table
@@ -14,6 +15,7 @@ from __future__ import annotations
 from _static_subset import (
     FIRST_TOOL,
     GLPFT_FP32,
+    LEXICAL,
     ROOT,
     ZERO_SHOT,
     Config,
@@ -37,6 +39,7 @@ from _static_subset import (
 #: in `benchmarks/roles/gemma3-glpft`.
 CONFIGS = [
     FIRST_TOOL,
+    LEXICAL,
     Config(
         "gemma-glpft-constrained-q8",
         "gemma-glpft",
@@ -75,6 +78,15 @@ CONFIGS = [
         "GLPFT roles, planner 1 epoch with LoRA on the upper half of the layers, caller 2 epochs, constrained, "
         "Q8_0 base (llama.cpp)",
         quant="Q8_0",
+    ),
+    Config(
+        "glpft2-qorder-constrained-q8",
+        "embedded-glpft",
+        True,
+        "shipped GLPFT roles (trained on the given tool order) shown the tools most relevant to the query first, "
+        "constrained, Q8_0 base (llama.cpp)",
+        quant="Q8_0",
+        tool_order="query",
     ),
     Config(
         "glpft2-constrained-q8",

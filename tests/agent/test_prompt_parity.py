@@ -2,10 +2,10 @@
 
 Each trajectory of the tool-disjoint train part is replayed through `MultiLLMAgent` and `SingleLLMAgent` with a
 scripted engine that writes the gold turns and an executor that returns the gold observations. The prompts the
-engine receives are compared with the rows `umi.data.build_rows` writes for that trajectory, unbudgeted and under
-the default prompt budget. A trajectory whose history no agent can produce (a second user turn: a DFSDT
-restart; a planner turn without a marker; a gold call to an unknown API) is counted with its reason, and the
-counts are pinned.
+engine receives are compared with the rows `umi.data.build_rows` writes for that trajectory, unbudgeted, under
+the default prompt budget, and under it with the tools ordered by relevance to the query. A trajectory whose
+history no agent can produce (a second user turn: a DFSDT restart; a planner turn without a marker; a gold call to
+an unknown API) is counted with its reason, and the counts are pinned.
 """
 
 from __future__ import annotations
@@ -92,7 +92,11 @@ def train_part(ood_path: Path) -> list[Trajectory]:
     return [trajectories[i] for i in split.train]
 
 
-@pytest.mark.parametrize("budget", [None, DEFAULT_BUDGET], ids=["unbudgeted", "budgeted"])
+@pytest.mark.parametrize(
+    "budget",
+    [None, DEFAULT_BUDGET, PromptBudget(tool_order="query")],
+    ids=["unbudgeted", "budgeted", "budgeted-query-order"],
+)
 def test_agent_prompts_equal_training_rows(train_part: list[Trajectory], budget: PromptBudget | None) -> None:
     reasons: Counter[str] = Counter()
     matched = 0

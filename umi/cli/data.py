@@ -44,9 +44,17 @@ def build(
         "observations cut, oldest observations dropped first); recorded in OUT/budget.json. 0: the default "
         f"budget ({DEFAULT_BUDGET.max_chars} characters).",
     ),
+    tool_order: str = typer.Option(
+        "given",
+        "--tool-order",
+        help="With --budget: 'given' keeps the data's tool order; 'query' lists the tools most relevant to the "
+        "user's query first (BM25, umi.format.relevance), as the agent then does with the run's manifest.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the counts as one JSON object."),
 ) -> None:
     """Build the GLPFT row sets: global (stage 1) and planner / caller / summarizer (stage 2) plus multi-task."""
+    if tool_order != "given" and budget is None:
+        fail("--tool-order needs --budget (the released, unbudgeted rows keep the data's order byte for byte)")
     try:
         with Progress(
             TextColumn("building rows"),
@@ -65,7 +73,7 @@ def build(
                 family=family,
                 budget=None
                 if budget is None
-                else replace(DEFAULT_BUDGET, max_chars=budget or DEFAULT_BUDGET.max_chars),
+                else replace(DEFAULT_BUDGET, max_chars=budget or DEFAULT_BUDGET.max_chars, tool_order=tool_order),
                 on_progress=lambda n: bar.advance(task, n),
             )
     except (DataError, ValueError) as exc:

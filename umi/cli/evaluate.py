@@ -104,7 +104,7 @@ def static(
 
 @eval_app.command()
 def score(
-    predictions: Path = typer.Argument(..., help="predictions.jsonl"),
+    predictions: Path = typer.Argument(..., help="predictions.jsonl, or the run folder that holds it"),
     data: Path = typer.Option(..., "--data", help="The test trajectories the predictions are for."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object on the last line of stdout."),
     clean: bool = typer.Option(
@@ -116,8 +116,10 @@ def score(
     from umi.evaluate.metrics import read_predictions
     from umi.evaluate.metrics import score as score_rows
 
+    if predictions.is_dir():
+        predictions = predictions / "predictions.jsonl"
     if not predictions.exists():
-        fail(f"{predictions} not found; run `umi eval static` first")
+        fail(f"{predictions} not found; run `umi eval static` (or `umi eval baseline`) first")
     try:
         trajectories = load_trajectories(data).items
         rows = read_predictions(str(predictions))
@@ -158,12 +160,12 @@ def subset(
 
 @eval_app.command()
 def baseline(
-    kind: str = typer.Option(..., "--kind", help="gold or first-tool"),
+    kind: str = typer.Option(..., "--kind", help="gold, first-tool or lexical"),
     data: Path = typer.Option(..., "--data"),
     out: Path = typer.Option(..., "--out"),
     limit: int | None = typer.Option(None, "--limit"),
 ) -> None:
-    """Reference predictions: gold, or always call the first tool with {}."""
+    """Reference predictions, no model: gold, the first tool with {}, or the best BM25 match to the query with {}."""
     from umi.evaluate.baselines import write_baseline
 
     try:

@@ -13,7 +13,9 @@ The rule, in order (each step is deterministic and needs no tokenizer, so it can
    "<text>"`, about 30 tokens an API): it is replaced by `<text>`; the description is cut to
    `description_chars` and each parameter's `"type, description"` to `param_chars` characters.
 2. **Observations cut** to `observation_chars` characters (`...` appended), every observation of the history.
-3. **Oldest observations dropped first** (their text replaced by `DROPPED`) until the whole rendered prompt is at
+3. **Tools ordered** as given, or (`tool_order = "query"`) by relevance to the user's query
+   (`umi.format.relevance`, BM25 over each tool's name and description; ties keep the given order).
+4. **Oldest observations dropped first** (their text replaced by `DROPPED`) until the whole rendered prompt is at
    most `max_chars` characters; the instruction, the tool documents and every thought and call stay. A history
    that cannot fit even with every observation dropped is returned fully reduced (the engine reports the rest).
 
@@ -29,8 +31,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from umi.format.docs import ToolLike, to_tool_doc
+from umi.format.relevance import query_of, relevance_order
 from umi.schema import ToolDoc, Turn
 
+TOOL_ORDERS = ("given", "query")
 DROPPED = "(observation removed to fit the context window)"
 _PREFIX = re.compile(r'^This is the subfunction for tool "[^"]*", you can use this tool\.')
 _DESCRIPTION = 'The description of this function is: "'
@@ -45,6 +49,12 @@ class PromptBudget:
     description_chars: int | None = 256
     param_chars: int | None = 96
     compact_docs: bool = True
+    #: "given" (the data's order) or "query" (most relevant to the user's query first, rule 3).
+    tool_order: str = "given"
+
+    def __post_init__(self) -> None:
+        if self.tool_order not in TOOL_ORDERS:
+            raise ValueError(f"prompt_budget.tool_order {self.tool_order!r}: use one of {', '.join(TOOL_ORDERS)}")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,11 +92,15 @@ def compact_description(function: str) -> str:
     return rest.strip() or function
 
 
-def budget_docs(tools: Sequence[ToolLike], budget: PromptBudget | None) -> list[ToolDoc]:
-    """Tool documents under `budget` (rule 1); unchanged without a budget."""
+def budget_docs(
+    tools: Sequence[ToolLike], budget: PromptBudget | None, history: Sequence[Turn | dict[str, Any]] = ()
+) -> list[ToolDoc]:
+    """Tool documents under `budget` (rules 1 and 3; `history` gives rule 3 its query); unchanged without a budget."""
     docs = [to_tool_doc(t) for t in tools]
     if budget is None:
         return docs
+    if budget.tool_order == "query":
+        docs = [docs[i] for i in relevance_order(query_of(history), docs)]
     out = []
     for d in docs:
         function = compact_description(d.function) if budget.compact_docs else d.function
@@ -102,7 +116,7 @@ def _as_turn(t: Turn | dict[str, Any]) -> Turn:
 def budget_history(
     history: Sequence[Turn | dict[str, Any]], render: Callable[[list[Turn]], str], budget: PromptBudget | None
 ) -> list[Turn]:
-    """The history under `budget` (rules 2 and 3): `render(turns)` is the whole prompt that must fit."""
+    """The history under `budget` (rules 2 and 4): `render(turns)` is the whole prompt that must fit."""
     turns = [_as_turn(t) for t in history]
     if budget is None:
         return turns

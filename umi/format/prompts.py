@@ -62,7 +62,7 @@ def planner_prompt(
     """What the planner sees: tool docs and the whole history, then ` assistant: ` (under `budget` if given)."""
     if budget is None:
         return _planner(tools, history, family)
-    docs = budget_docs(tools, budget)
+    docs = budget_docs(tools, budget, history)
     return _planner(docs, budget_history(history, lambda h: _planner(docs, h, family), budget), family)
 
 
@@ -77,7 +77,7 @@ def caller_prompt(
     """What the caller sees. `history` already ends with the planner turn whose text is `thought`."""
     if budget is None:
         return _caller(tools, history, thought, family)
-    docs = budget_docs(tools, budget)
+    docs = budget_docs(tools, budget, history)
     fitted = budget_history(history, lambda h: _caller(docs, h, thought, family), budget)
     return _caller(docs, fitted, thought, family)
 
@@ -101,7 +101,7 @@ def backbone_prompt(
     """What the single-LLM backbone sees; `history` is in the stage-2 layout and is merged here."""
     if budget is None:
         return _backbone(tools, history, family)
-    docs = budget_docs(tools, budget)
+    docs = budget_docs(tools, budget, history)
     return _backbone(docs, budget_history(history, lambda h: _backbone(docs, h, family), budget), family)
 
 
