@@ -36,10 +36,29 @@ from _static_subset import (
 #: --api-name-weight 5 --unlikelihood 10`), kept in `benchmarks/roles/smollm2-glpft-ul10`; `gemma-single`: stage 1 of
 #: a GLPFT run on Gemma 3 270M (`umi train glpft --base gemma3-270m`), packaged as a single-LLM run, kept in
 #: `benchmarks/roles/gemma3-single`; `gemma-glpft`: that run's roles (planner, caller, summarizer on its stage 1), kept
-#: in `benchmarks/roles/gemma3-glpft`.
+#: in `benchmarks/roles/gemma3-glpft`; `glpft-qorder`: the shipped roles' stage 1 and summarizer with planner and
+#: caller trained anew on rows whose tools are listed by relevance to the query (`umi data build --tool-order
+#: query`; `--continue-from … --fresh planner --fresh caller --keep summarizer`), kept in
+#: `benchmarks/roles/smollm2-glpft-qorder`.
 CONFIGS = [
     FIRST_TOOL,
     LEXICAL,
+    Config(
+        "glpft-qorder-constrained-q8",
+        "glpft-qorder",
+        True,
+        "GLPFT roles, planner and caller 1 epoch on rows with the tools listed by relevance to the query (as they "
+        "are then shown), constrained, Q8_0 base (llama.cpp)",
+        quant="Q8_0",
+    ),
+    Config(
+        "glpft-qorder-gold-thought-q8",
+        "glpft-qorder",
+        True,
+        "diagnostic: that caller given the gold thought, tools by relevance, Q8_0 base (llama.cpp)",
+        gold_thought=True,
+        quant="Q8_0",
+    ),
     Config(
         "gemma-glpft-constrained-q8",
         "gemma-glpft",

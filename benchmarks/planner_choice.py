@@ -1,8 +1,9 @@
 """Which API the system calls on the 100-step subset's call steps, from the kept predictions (no model runs).
 
 Act EM says how often the called API is the gold one; this says what the system called instead: the API of the
-previous call again (the measured failure of the trained planners), the first tool of the list (the floor's
-choice), or another. It also counts how often the planner's thought names the gold API, and how often the caller
+previous call again (the measured failure of the trained planners), the first tool in the data's order (the floor's
+choice), the lexical baseline's choice (the BM25 best match of the query not called yet, `umi.evaluate.baselines`),
+or another. It also counts how often the planner's thought names the gold API, and how often the caller
 then calls an API the thought names. Reads `benchmarks/results/static_subset_predictions/<engine>/<config>.jsonl`
 and the split's test part (`runs/split/test.json`, as `constrained_static.py` makes it).
 
@@ -19,6 +20,7 @@ from _results import results_header  # benchmarks/ is on sys.path when run as a 
 
 from umi.data.io import load_trajectories
 from umi.data.rows import iter_steps
+from umi.evaluate.baselines import lexical_choice
 from umi.evaluate.steps import read_step_keys
 from umi.format import parse_action
 from umi.schema import Step
@@ -32,6 +34,7 @@ COLUMNS = (
     ("called the previous call's API", "repeat"),
     ("… where gold repeats too", "repeat_gold"),
     ("called the first tool", "first"),
+    ("called the lexical choice", "lexical"),
     ("thought names the gold API", "thought_gold"),
     ("called an API its thought names", "follows"),
 )
@@ -66,6 +69,7 @@ def count(predictions: Path, steps: list[Step]) -> dict[str, int]:
         c["repeat"] += previous is not None and called == previous
         c["repeat_gold"] += previous is not None and called == previous == gold
         c["first"] += called == s.tools[0].Name
+        c["lexical"] += called == lexical_choice(s)
         c["thought_gold"] += bool(gold) and gold in thought
         c["follows"] += bool(called) and called in thought
     return c
