@@ -2,9 +2,10 @@
 
 Why here: the order of the tool documents is part of the prompt's bytes, so a prompt budget that orders them by
 relevance (`PromptBudget.tool_order = "query"`) must rank them the same way in training rows, the agent and the
-evaluators; and the no-model `lexical` baseline (`umi.evaluate.baselines`) uses the same ranking. Small trained
-roles lean on position — they call the first listed tool far more often than the data does — so listing the
-tools the query names first turns that bias into a lexical prior.
+evaluators; and the no-model `lexical` baseline (`umi.evaluate.baselines`) uses the same ranking. Position is
+something a small model learns from the data — the train part's first call is the first listed tool in 86 of 218
+tasks, the test part's in only 51 of 181 — so listing the tools the query names first makes that position the
+relevant one (98 and 78 first calls).
 
 Words are lower-case runs of letters and digits (two or more), with `_` splitting API names into their words; a
 tool's document is its name and description. Ties keep the given order, so an uninformative query leaves it.
