@@ -46,6 +46,10 @@ class Completion:
     shared_tokens: int = 0
     #: True when the engine enforced `GenerationParams.grammar` on this output.
     constrained: bool = False
+    #: Speculative decoding (llama.cpp `speculative`): tokens proposed by the draft, and how many of them the model
+    #: accepted (each accepted token is one decode step saved); 0 where the engine drafts nothing.
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
 
     @property
     def prefilled_tokens(self) -> int:
@@ -82,7 +86,8 @@ class EngineError(RuntimeError):
 @dataclass
 class CostLedger:
     """Per-role running totals: calls, prompt tokens (cached + prefilled; `shared_tokens` of the prefilled ones
-    computed only above the adapters), generated tokens and seconds."""
+    computed only above the adapters), generated tokens (`accepted_tokens` of them drafted by speculative decoding
+    and accepted) and seconds."""
 
     totals: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -95,6 +100,8 @@ class CostLedger:
             t["prefilled_tokens"] += c.prefilled_tokens
             t["shared_tokens"] += c.shared_tokens
             t["new_tokens"] += c.new_tokens
+            t["drafted_tokens"] += c.drafted_tokens
+            t["accepted_tokens"] += c.accepted_tokens
             t["seconds"] += c.seconds
 
 
@@ -105,6 +112,8 @@ COST_FIELDS: tuple[str, ...] = (
     "prefilled_tokens",
     "shared_tokens",
     "new_tokens",
+    "drafted_tokens",
+    "accepted_tokens",
     "seconds",
 )
 

@@ -19,6 +19,9 @@ is pinned to its key's slot (`id_slot`, see `umi.models.slots`), so a role's cac
 roles' calls and each call prefills only what is new since that role's last prompt. Slots keep their KV in place
 (`cache_idle_slots` off, no host-RAM prompt cache by default): memory is slots × `n_ctx` × the model's KV bytes per
 token, fixed at load.
+
+`speculative = "ngram-simple"` (see `set_speculative`): draft tokens looked up in the context, checked by the model
+a batch at a time — no draft model, no extra memory; each completion reports what was drafted and accepted.
 """
 
 from __future__ import annotations
@@ -39,6 +42,44 @@ def with_grammar(request: dict[str, Any], params: GenerationParams) -> dict[str,
     if params.grammar is not None:
         request["grammar"] = params.grammar
     return request
+
+
+#: `speculative` values: llama.cpp's draft-model-free speculative decoders (its `--spec-type`).
+SPECULATIVE = ("none", "ngram-simple", "ngram-map-k", "ngram-mod")
+
+
+def set_speculative(params: Any, kind: str, *, draft_max: int, ngram: int, role: str = "") -> str:
+    """Turn on llama.cpp's self-speculative decoding (no draft model) in a server's `CommonParams`.
+
+    Why: a role's output mostly copies its prompt — the caller's API name and argument values come from the tool
+    documents and the query, the planner's thought restates the history — so an n-gram draft looked up in the
+    context (`ngram-simple`: the last `ngram` tokens matched earlier in prompt + output, the `draft_max` tokens
+    after the match proposed) is often right, and the model checks a whole draft in one batched forward pass.
+    Greedy outputs are the model's own (a rejected draft token is replaced by the model's choice; the role
+    grammar still applies), up to the batch-size rounding llama.cpp notes for its prompt cache.
+    """
+    if kind not in SPECULATIVE:
+        raise EngineError(
+            f"role {role!r}, engine llama.cpp: unknown speculative {kind!r}; use one of {', '.join(SPECULATIVE)}"
+        )
+    if kind == "none":
+        return kind
+    if draft_max < 1 or ngram < 1:
+        raise EngineError(
+            f"role {role!r}, engine llama.cpp: draft_max and ngram must be at least 1 (got {draft_max}, {ngram})"
+        )
+    import xllamacpp
+
+    spec = params.speculative
+    member = "COMMON_SPECULATIVE_TYPE_" + kind.upper().replace("-", "_")
+    spec.types = [getattr(xllamacpp.common_speculative_type, member)]
+    spec.draft.n_max, spec.draft.n_min = draft_max, 0
+    if kind == "ngram-mod":
+        spec.ngram_mod.n_match, spec.ngram_mod.n_max, spec.ngram_mod.n_min = ngram, draft_max, 1
+    else:
+        table = spec.ngram_simple if kind == "ngram-simple" else spec.ngram_map_k
+        table.size_n, table.size_m = ngram, draft_max
+    return kind
 
 
 class LlamaCppEngine:
@@ -65,6 +106,9 @@ class LlamaCppEngine:
         cache_ram_mib: int = 0,
         verbosity: int = 0,
         role: str = "",
+        speculative: str = "none",
+        draft_max: int = 16,
+        ngram: int = 3,
     ) -> None:
         import os
 
@@ -99,6 +143,7 @@ class LlamaCppEngine:
         params.warmup = False
         params.verbosity = verbosity
         params.cache_prompt = cache_prompt
+        self.speculative = set_speculative(params, speculative, draft_max=draft_max, ngram=ngram, role=role)
         adapters = []
         for i, (name, path) in enumerate((loras or {}).items()):
             p = Path(path).expanduser()
@@ -205,7 +250,8 @@ class LlamaCppEngine:
             raise EngineError(f"role {self.role!r}, engine llama.cpp: request failed ({error}); {fix}")
         choice = result["choices"][0]
         usage = result.get("usage", {})
-        cached = result.get("timings", {}).get("cache_n", usage.get("prompt_tokens_details", {}).get("cached_tokens"))
+        timings = result.get("timings", {})
+        cached = timings.get("cache_n", usage.get("prompt_tokens_details", {}).get("cached_tokens"))
         return Completion(
             text=choice.get("text", ""),
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
@@ -214,6 +260,8 @@ class LlamaCppEngine:
             finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
             cached_tokens=int(cached or 0),
             constrained=params.grammar is not None,
+            drafted_tokens=int(timings.get("draft_n", 0) or 0),
+            accepted_tokens=int(timings.get("draft_n_accepted", 0) or 0),
         )
 
     def listening_address(self) -> str:

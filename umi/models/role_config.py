@@ -147,6 +147,7 @@ def llamacpp_manifest_config(
     n_threads: int | None = None,
     n_parallel: int = 1,
     base_quant: str | None = "Q8_0",
+    speculative: str = "none",
 ) -> RoleConfig:
     """A LoRA run on a GGUF base (`embedded`, `gemma3-270m`, a .gguf) configured for llama.cpp.
 
@@ -157,7 +158,8 @@ def llamacpp_manifest_config(
     `base_quant` ("Q8_0", the default): the base runs requantized to Q8_0 (`umi.models.gguf_merge`, cached), on which
     llama.cpp's AVX2 kernels ran the shipped planner 1.35x faster at prefill and 1.59x at decode than on the embedded
     Q4_1 (`benchmarks/results/engines.md`); the adapters still apply at run time, exactly as converted. None: the
-    base file as it is."""
+    base file as it is. `speculative`: llama.cpp's draft-free speculative decoding (see
+    `umi.models.llamacpp.set_speculative`)."""
     from umi.models.embedded import EMBEDDED, GEMMA
     from umi.models.gguf_lora import cached_gguf_lora
 
@@ -183,6 +185,8 @@ def llamacpp_manifest_config(
         options["n_threads"] = n_threads
     if n_parallel > 1:
         options["n_parallel"] = n_parallel
+    if speculative != "none":
+        options["speculative"] = speculative
     model = base
     if base_quant is not None:
         from umi.models.gguf_merge import cached_merged_gguf

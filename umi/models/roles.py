@@ -63,11 +63,12 @@ def llamacpp_roles_from_manifest(
     n_threads: int | None = None,
     n_parallel: int = 1,
     base_quant: str | None = "Q8_0",
+    speculative: str = "none",
 ) -> Roles:
     """A LoRA run on a GGUF base bound on llama.cpp (see `umi.models.role_config.llamacpp_manifest_config`):
     one base, requantized to `base_quant` (None: as shipped), with the adapters applied per request."""
     config = llamacpp_manifest_config(
-        path, n_ctx=n_ctx, n_threads=n_threads, n_parallel=n_parallel, base_quant=base_quant
+        path, n_ctx=n_ctx, n_threads=n_threads, n_parallel=n_parallel, base_quant=base_quant, speculative=speculative
     )
     return bind_roles(config)
 
