@@ -29,7 +29,6 @@ from _results import results_header, shared_data
 from static_eval_throughput import describe_difference, role_config
 
 from umi.evaluate.static import run_static
-from umi.models.binding import ROLE_NAMES
 from umi.models.build import bind_roles
 from umi.models.role_config import TRAINED_NAME
 
@@ -51,7 +50,6 @@ def one_way(roles_name: str, way: str, steps: int, max_new_tokens: int) -> dict[
     rc = role_config(roles_name)
     for table in rc.config["engines"].values():
         table.update(parse_way(way))
-        table["slots"] = list(ROLE_NAMES)
     roles = bind_roles(rc)
     with tempfile.TemporaryDirectory() as tmp:
         run = run_static(OOD, roles, tmp, limit=steps, batch_size=1, max_new_tokens=max_new_tokens, constrain=True)

@@ -27,7 +27,7 @@ from _results import results_header
 
 from umi.evaluate.static import run_static
 from umi.format import parse_step_text
-from umi.models.binding import ROLE_NAMES, Roles
+from umi.models.binding import Roles
 from umi.models.build import bind_roles
 from umi.models.role_config import TRAINED_NAME, RoleConfig, llamacpp_manifest_config, packaged_config, read_toml
 from umi.models.roles import trained_roles_dir
@@ -52,7 +52,8 @@ def build(name: str, *, cache_prompt: bool, one_slot: bool = False) -> Roles:
     rc = role_config(name)
     for table in rc.config["engines"].values():
         table["cache_prompt"] = cache_prompt
-        table["slots"] = [] if one_slot else list(ROLE_NAMES)
+        if one_slot:  # otherwise `bind_roles` gives the slots: one per role, pooled where roles share weights
+            table["slots"] = []
     return bind_roles(rc)
 
 

@@ -198,3 +198,57 @@ def test_http_engine_batches_on_a_roles_lanes_and_each_trajectory_keeps_its_slot
         assert got_new.cached_tokens < got_new.prompt_tokens // 2
     finally:
         server.close()
+
+
+def test_roles_on_the_same_weights_share_one_pooled_cache(gguf_loras: dict[str, Path]) -> None:
+    """Planner and caller loaded from one adapter file (a multi-task model) get one adapter and one cache key whose
+    group pools a slot each: the caller's first call then reuses the planner's prompt, which per-role slots never
+    can, and greedy text is the same as with a slot per role. A role on other weights keeps its own slot."""
+    from umi.models.build import bind_roles
+    from umi.models.role_config import RoleConfig
+
+    def config(same_file: bool) -> RoleConfig:
+        caller_file = gguf_loras["planner"] if same_file else gguf_loras["planner"].with_name("copy.gguf")
+        if not same_file and not caller_file.exists():
+            caller_file.write_bytes(gguf_loras["planner"].read_bytes())  # same weights, another file: not merged
+        loras = {
+            "planner": str(gguf_loras["planner"]),
+            "caller": str(caller_file),
+            "summarizer": str(gguf_loras["caller"]),
+        }
+        engine = {"kind": "llama.cpp", "model": "embedded", "n_ctx": 1024, "n_threads": 2, "loras": loras}
+        roles = {r: {"engine": "base", "adapter": r} for r in ("planner", "caller", "summarizer")}
+        return RoleConfig({"engines": {"base": engine}, "roles": {**roles, "backbone": {"engine": "base"}}})
+
+    calls = growing_history(3)
+    outs = {}
+    for same_file in (True, False):
+        roles = bind_roles(config(same_file))
+        engine = roles.get("planner").engine
+        try:
+            keys = {r: roles.get(r).cache_key for r in ROLES}
+            if same_file:
+                assert keys == {
+                    "planner": "planner/caller",
+                    "caller": "planner/caller",
+                    "summarizer": "summarizer",
+                    "backbone": "backbone",
+                }
+                assert roles.get("caller").adapter == "planner" and sorted(engine.lora_paths) == [
+                    "planner",
+                    "summarizer",
+                ]
+                assert engine.slots.total == 4 and len(engine.slots.group_of("planner/caller")) == 2
+            else:
+                assert keys == {r: r for r in ROLES} and len(engine.lora_paths) == 3
+            outs[same_file] = [roles.get(role).complete([p], GREEDY)[0] for role, p in calls]
+        finally:
+            engine.close()
+    assert [c.text for c in outs[True]] == [c.text for c in outs[False]]
+    planner_first, caller_first = outs[True][0], outs[True][1]
+    assert caller_first.cached_tokens >= planner_first.prompt_tokens - 12  # the planner's prompt, but its tail
+    assert outs[False][1].cached_tokens <= 1  # own slot, first call: nothing to reuse
+    assert sum(c.prefilled_tokens for c in outs[True]) < sum(c.prefilled_tokens for c in outs[False])
+
+
+ROLES = ("planner", "caller", "summarizer", "backbone")

@@ -1,9 +1,10 @@
 """Building engines from a `RoleConfig` and binding roles to them.
 
 Engine tables that differ only in their adapters (same kind, model and options) become ONE engine holding all
-their adapters, so roles configured on separate tables still share one base model in memory. Each role binds with
-its own name as cache key: a llama.cpp engine gets one slot per role bound to it (`slots`), a transformers engine
-one prefix cache per role, so roles sharing an engine never evict each other's prompt cache.
+their adapters, so roles configured on separate tables still share one base model in memory. Each role with
+weights of its own binds with its own name as cache key: a llama.cpp engine gets one slot per role bound to it
+(`slots`), a transformers engine one prefix cache per role, so LoRA roles sharing an engine never evict each
+other's prompt cache. Roles running the same weights share one cache key instead (`share_caches`).
 """
 
 from __future__ import annotations
@@ -98,20 +99,60 @@ def bind_roles(rc: RoleConfig) -> Roles:
                     f"{where}: adapter {name!r} names two paths ({known[name]}, {path}) on one base; rename one"
                 )
             known[name] = path
+    adapters, cache_keys = share_caches(groups, users, {r: spec.get("adapter") for r, spec in roles_cfg.items()}, root)
     built: dict[str, Engine] = {}
     roles = Roles(family=config.get("family", "toolbench"), source=rc.source, prompt_budget=config.get("prompt_budget"))
     for role, spec in roles_cfg.items():
         engine_name = spec.get("engine", "default")
         key = key_of[engine_name]
         if key not in built:
-            slots = tuple(r for r in ROLE_NAMES if r in users[key])
+            slots = tuple(cache_keys[r] for r in ROLE_NAMES if r in users[key])
             built[key] = build_engine(dict(groups[key]), role="/".join(users[key]), root=root, slots=slots)
         binding = RoleBinding(
             built[key],
-            adapter=spec.get("adapter"),
+            adapter=adapters[role],
             label=f"{engine_name}",
-            cache_key=role,
+            cache_key=cache_keys[role],
             constrain=bool(spec.get("constrain", True)),
         )
         setattr(roles, role, binding)
     return roles
+
+
+def share_caches(
+    groups: dict[str, dict[str, Any]],
+    users: dict[str, list[str]],
+    adapter_of: dict[str, str | None],
+    root: Path | None,
+) -> tuple[dict[str, str | None], dict[str, str]]:
+    """Each role's adapter and prompt-cache key, so that roles running the same weights share one cache.
+
+    Two roles on one engine with no adapter, or with adapters loaded from the same file (a multi-task run's one
+    adapter, named once per role in its manifest), compute the same keys and values for the same tokens: they get
+    one adapter name (the duplicates are dropped from the engine table, so llama.cpp loads the file once and never
+    sees two LoRA sets for one model) and one cache key, `planner/caller/…`, whose slot group pools a slot per role
+    (`umi.models.slots`). A role with weights of its own keeps its own key, its name. Why: with the α-UMi
+    templates one cache shared by the roles prefills 1.4× fewer tokens than one per role
+    (`benchmarks/results/prefill_floor.md`), which is why three roles on one model can cost what one role costs.
+    """
+    adapters: dict[str, str | None] = {}
+    cache_keys: dict[str, str] = {}
+    for key, merged in groups.items():
+        adapter_key = ADAPTER_KEYS.get(str(merged.get("kind", "llama.cpp")), "")
+        table: dict[str, Any] = dict(merged.get(adapter_key, {})) if adapter_key else {}
+        keep = set(merged.get("base_loras", []))
+        first: dict[str, str] = {}  # resolved adapter file -> the first name it was loaded under
+        for name, path in table.items():
+            first.setdefault(resolve(str(path), root), name)
+        canonical = {name: first[resolve(str(path), root)] for name, path in table.items()}
+        if adapter_key and table:
+            merged[adapter_key] = {n: p for n, p in table.items() if canonical[n] == n or n in keep}
+        same: dict[str | None, list[str]] = {}
+        for role in (r for r in ROLE_NAMES if r in users[key]):
+            given = adapter_of.get(role)
+            adapters[role] = canonical.get(given, given) if given is not None else None
+            same.setdefault(adapters[role], []).append(role)
+        for sharing in same.values():
+            for role in sharing:
+                cache_keys[role] = "/".join(sharing)
+    return adapters, cache_keys

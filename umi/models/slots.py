@@ -11,7 +11,15 @@ shares only the tool-list boilerplate could take the slot of a trajectory that c
 make it prefill its whole history again (measured: 4 lanes prefilled 76,124 prompt tokens where one lane prefilled
 53,334 on the same 50 steps, before this).
 
-Slot ids are `group * lanes + lane`, in the order the keys were declared; a key nobody declared (a direct engine
+Roles that run the same weights (no adapter, or one adapter for all: the zero-shot base, a multi-task model, one
+served model behind every role) compute the same keys and values for the same tokens, so they share one key
+(`umi.models.build.bind_roles`), named once per role: that key's group pools one slot per role (times `lanes`), and
+a call takes whichever slot's last prompt it extends furthest — with the α-UMi templates (the role instruction
+after the history) the planner's next prompt extends the caller's last one, so a shared pool prefills about what
+one cache for all roles would (`benchmarks/results/prefill_floor.md`: 37,360 tokens instead of 51,196 per role
+on the static evaluation's first 50 steps).
+
+Slot ids are consecutive per group, in the order the keys were declared; a key nobody declared (a direct engine
 user, `None`) uses the first group.
 """
 
@@ -34,8 +42,10 @@ class SlotTable:
     def __init__(self, keys: Sequence[str], lanes: int = 1) -> None:
         self.keys: list[str] = list(dict.fromkeys(keys)) or [""]
         self.lanes = max(1, lanes)
+        # a key named k times (k roles running the same weights share it) pools k × lanes slots
+        ids = itertools.count()
         self.groups: dict[str, list[int]] = {
-            key: [g * self.lanes + j for j in range(self.lanes)] for g, key in enumerate(self.keys)
+            key: [next(ids) for _ in range(max(1, list(keys).count(key)) * self.lanes)] for key in self.keys
         }
         self._busy: set[int] = set()
         self._prompt: dict[int, str] = {}  # slot -> the last prompt it served (what its cache holds)
@@ -46,7 +56,7 @@ class SlotTable:
     @property
     def total(self) -> int:
         """How many slots the server needs (`n_parallel`)."""
-        return len(self.keys) * self.lanes
+        return sum(len(group) for group in self.groups.values())
 
     def group_of(self, key: str | None) -> list[int]:
         return self.groups[key if key in self.groups else self.keys[0]]
