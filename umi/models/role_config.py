@@ -11,6 +11,7 @@ kind = "llama.cpp"                # llama.cpp | transformers | openai
 model = "embedded"                # a .gguf path, `embedded`, `gemma3-270m`, a folder or a hub id
 n_ctx = 8192                      # llama.cpp: tokens per slot; the server holds one slot per role bound to it
 loras = { planner = "planner.gguf" }   # llama.cpp: GGUF adapters; transformers: `adapters` = PEFT folders
+speculative = "none"              # llama.cpp: "ngram-simple" drafts tokens from the context (`set_speculative`)
 
 [roles.planner]
 engine = "base"
