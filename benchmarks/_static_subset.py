@@ -50,6 +50,7 @@ ROLE_DIRS = {
     "gemma-single": ROOT / "benchmarks/roles/gemma3-single/manifest.json",
     "gemma-glpft": ROOT / "benchmarks/roles/gemma3-glpft/manifest.json",
     "glpft-qorder": ROOT / "benchmarks/roles/smollm2-glpft-qorder/manifest.json",
+    "multitask": ROOT / "benchmarks/roles/smollm2-multitask/manifest.json",
 }
 METRICS = ("plan_acc", "act_em", "hallu", "arg_f1", "rouge_l", "valid_calls", "marker_share")
 HEADS = ("Plan ACC", "Act EM", "Hallu", "Arg F1", "ROUGE-L", "valid calls", "planner marker")

@@ -39,7 +39,8 @@ from _static_subset import (
 #: in `benchmarks/roles/gemma3-glpft`; `glpft-qorder`: the shipped roles' stage 1 and summarizer with planner and
 #: caller trained anew on rows whose tools are listed by relevance to the query (`umi data build --tool-order
 #: query`; `--continue-from … --fresh planner --fresh caller --keep summarizer`), kept in
-#: `benchmarks/roles/smollm2-glpft-qorder`.
+#: `benchmarks/roles/smollm2-glpft-qorder`; `multitask`: one adapter trained on the union of the three roles' rows
+#: from the base (`umi train multi-task --preset cpu-epoch`), kept in `benchmarks/roles/smollm2-multitask`.
 CONFIGS = [
     FIRST_TOOL,
     LEXICAL,
@@ -57,6 +58,14 @@ CONFIGS = [
         True,
         "diagnostic: that caller given the gold thought, tools by relevance, Q8_0 base (llama.cpp)",
         gold_thought=True,
+        quant="Q8_0",
+    ),
+    Config(
+        "multitask-constrained-q8",
+        "multitask",
+        True,
+        "multi-task: one SmolLM2 adapter for the three roles (1 epoch of their rows together, from the base), "
+        "constrained, Q8_0 base (llama.cpp)",
         quant="Q8_0",
     ),
     Config(

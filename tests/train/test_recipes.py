@@ -238,3 +238,21 @@ def test_api_name_weight_reaches_training(tiny_base: Path, rows_dir: Path, tmp_p
     plain, weighted = _losses(tmp_path / "plain" / "stage1"), _losses(tmp_path / "weighted" / "stage1")
     assert plain[0] == pytest.approx(weighted[0], rel=1e-6)
     assert abs(plain[2] - weighted[2]) > 1e-6
+
+
+def test_packaged_multitask_run_keeps_one_adapter_for_its_roles(
+    tiny_base: Path, rows_dir: Path, tmp_path: Path
+) -> None:
+    """A multi-task run's one adapter is packaged once and every role names it, so the roles load one file and
+    share one prompt cache (`umi.models.build.share_caches`), instead of three identical copies."""
+    from umi.train.package import package_run
+
+    run = tmp_path / "run"
+    run_recipe("multi-task", base=str(tiny_base), data=rows_dir, out=run, config_for=tiny)
+    packaged = package_run(run, tmp_path / "pkg", base=str(tiny_base.resolve()))
+    assert {r.adapter for r in packaged.roles.values()} == {"planner"} and set(packaged.roles) == {
+        "planner",
+        "caller",
+        "summarizer",
+    }
+    assert sorted(p.name for p in (tmp_path / "pkg").iterdir()) == ["manifest.json", "planner"]

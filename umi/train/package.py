@@ -55,10 +55,13 @@ def package_run(run: Path, dest: Path, *, max_mb: float = 30.0, base: str = "emb
         size += _copy_adapter(run / "stage1" / "adapter", tmp / "stage1")
         base_adapters = ["stage1"]
     roles: dict[str, RoleArtifact] = {}
-    for role, art in manifest.roles.items():
+    copied: dict[str, str] = {}  # run adapter -> packaged folder: a multi-task run's one adapter is copied once,
+    for role, art in manifest.roles.items():  # so the roles keep naming one file and share one prompt cache
         assert art.adapter is not None
-        size += _copy_adapter(run / art.adapter, tmp / role)
-        roles[role] = RoleArtifact(adapter=role)
+        if art.adapter not in copied:
+            size += _copy_adapter(run / art.adapter, tmp / role)
+            copied[art.adapter] = role
+        roles[role] = RoleArtifact(adapter=copied[art.adapter])
     if size > max_mb * 1e6:
         shutil.rmtree(tmp)
         raise ValueError(f"{run}: adapters take {size / 1e6:.1f} MB, above {max_mb} MB; not packaged")
