@@ -4,12 +4,14 @@ Not the reference implementation's way (HF `generate`, sampling, three fine-tune
 `run_static` on llama.cpp, greedy, one trajectory at a time, steps in order. "Cache off" sends every request with
 `cache_prompt: false`, so each call prefills its whole prompt, as the reference's `generate` did; "cache on" is
 the default: one server slot per role, each role's call prefilling only what is new since its last prompt.
-`--one-slot` adds the cache on a server with one slot for every role (the layout before per-role slots).
+`--one-slot` adds the cache on a server with one slot for every role (the layout before per-role slots);
+`--per-role` adds a slot per role even where roles run the same weights (what `bind_roles` pools since
+`share_caches`; compare on `--roles embedded`, whose roles have no adapters).
 Constrained (role grammars), as `umi eval static` runs by default; `--free` runs unconstrained.
 The script asserts that every way wrote the same predictions (greedy), and fails if not.
 
     python benchmarks/static_eval_throughput.py [--steps 50] [--max-new-tokens 32] [--roles embedded-glpft]
-        [--one-slot] [--free]
+        [--one-slot] [--per-role] [--free] [--out FILE]
 """
 
 from __future__ import annotations
@@ -31,10 +33,15 @@ from umi.models.binding import Roles
 from umi.models.build import bind_roles
 from umi.models.role_config import TRAINED_NAME, RoleConfig, llamacpp_manifest_config, packaged_config, read_toml
 from umi.models.roles import trained_roles_dir
+from umi.models.slots import SlotTable
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("UMI_SHARED_DATA", ROOT.parent / "shared/data"))
 OOD = SHARED / "alpha_umi/dataset/toolbench/test/out_of_domain.json"
+
+
+ON = "prompt cache on, one slot per role (pooled where roles share weights)"
+PER_ROLE = "prompt cache on, one slot per role even where roles share weights"
 
 
 def role_config(name: str) -> RoleConfig:
@@ -47,14 +54,25 @@ def role_config(name: str) -> RoleConfig:
     return RoleConfig(read_toml(path), root=path.parent, source=str(path))
 
 
-def build(name: str, *, cache_prompt: bool, one_slot: bool = False) -> Roles:
-    """The roles with every llama.cpp engine table set to this way's cache settings."""
+def build(name: str, *, cache_prompt: bool, one_slot: bool = False, per_role: bool = False) -> Roles:
+    """The roles with every llama.cpp engine table set to this way's cache settings. `per_role`: undo the pooling
+    of roles that share weights (`share_caches`), regrouping the same number of server slots one per role."""
     rc = role_config(name)
     for table in rc.config["engines"].values():
         table["cache_prompt"] = cache_prompt
         if one_slot:  # otherwise `bind_roles` gives the slots: one per role, pooled where roles share weights
             table["slots"] = []
-    return bind_roles(rc)
+    roles = bind_roles(rc)
+    if per_role:
+        bound = roles.bound()
+        for role, binding in bound.items():
+            engine = binding.engine
+            names = [r for r in bound if bound[r].engine is engine]
+            slots = getattr(engine, "slots", None)
+            if slots is not None and slots.keys != names:
+                engine.slots = SlotTable(names, slots.lanes)  # type: ignore[attr-defined]
+            binding.cache_key = role
+    return roles
 
 
 def one_way(
@@ -92,14 +110,20 @@ def main() -> None:
     ap.add_argument("--roles", default=TRAINED_NAME, help="shipped GLPFT roles (default) or a packaged config")
     ap.add_argument("--one-slot", action="store_true", help="also the cache on one slot shared by every role")
     ap.add_argument("--free", action="store_true", help="unconstrained decoding (default: role grammars on)")
+    ap.add_argument(
+        "--per-role", action="store_true", help="also a slot per role where roles share weights (no pooling)"
+    )
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/static_eval_throughput.md")
     args = ap.parse_args()
     head = [results_header().rstrip("\n"), ""]
     ways: dict[str, dict[str, Any]] = {
         "prompt cache off": {"cache_prompt": False},
-        "prompt cache on, one slot per role": {"cache_prompt": True},
+        ON: {"cache_prompt": True},
     }
     if args.one_slot:
         ways["prompt cache on, one slot for every role"] = {"cache_prompt": True, "one_slot": True}
+    if args.per_role:
+        ways[PER_ROLE] = {"cache_prompt": True, "per_role": True}
     results: dict[str, tuple[float, float, dict[str, Any], list[str]]] = {}
     for label, settings in ways.items():
         results[label] = one_way(args.roles, args.steps, args.max_new_tokens, not args.free, **settings)
@@ -122,13 +146,13 @@ def main() -> None:
             f"| {label} | {seconds:.1f} | {args.steps / seconds:.3f} | {off_seconds / seconds:.2f}× | {cpu:.1f} | "
             f"{off_cpu / cpu:.2f}× | {prompt} | {cached} | {prompt - cached} |"
         )
-    on = results["prompt cache on, one slot per role"]
+    on = results[ON]
     lines = [
         *head,
         "# Static evaluation throughput: prompt cache on vs off",
         "",
-        f"The first {args.steps} steps of `out_of_domain.json`, roles `{args.roles}` on llama.cpp (one base, "
-        f"LoRA roles), greedy, {'unconstrained' if args.free else 'constrained'}, ≤{args.max_new_tokens} new tokens "
+        f"The first {args.steps} steps of `out_of_domain.json`, roles `{args.roles}` on llama.cpp (one base), "
+        f"greedy, {'unconstrained' if args.free else 'constrained'}, ≤{args.max_new_tokens} new tokens "
         "per call, `run_static` one trajectory at a time with steps in order, 2-core CPU. Every way in this one "
         "process, one after another. This compares umi with its prompt cache on and off; it is not the reference "
         "implementation (HF `generate`, sampling, three fine-tuned models).",
@@ -141,6 +165,15 @@ def main() -> None:
         "time).** Predictions identical to the "
         "cache-off run: " + ", ".join(f"{label} {args.steps - n} / {args.steps}" for label, n in differ.items()) + ".",
         "",
+        *(
+            [
+                f"**Pooled / per-role slots (roles on the same weights): {results[PER_ROLE][0] / on[0]:.2f}× the steps "
+                f"per second ({results[PER_ROLE][1] / on[1]:.2f}× in CPU time).**",
+                "",
+            ]
+            if PER_ROLE in results
+            else []
+        ),
         *(
             [
                 "",
@@ -159,7 +192,7 @@ def main() -> None:
         "",
         f"Load when it finished: `{load_after}`.",
     ]
-    (ROOT / "benchmarks/results/static_eval_throughput.md").write_text("\n".join(lines) + "\n")
+    args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     if any(differ.values()):
         raise SystemExit(f"greedy predictions differ from the cache-off run: {differ}")

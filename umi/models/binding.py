@@ -18,8 +18,9 @@ ROLE_NAMES: tuple[str, ...] = ("planner", "caller", "summarizer", "backbone")
 class RoleBinding:
     """An engine plus the adapter (LoRA name, or served model name) that makes it one role.
 
-    `cache_key` (the role's name when built from a configuration) names the role's prompt cache on the engine:
-    calls of one role extend each other's cached prompts and never evict another role's.
+    `cache_key` (the role's name when built from a configuration; `planner/caller/…` for roles that run the same
+    weights, see `umi.models.build.share_caches`) names the role's prompt cache on the engine: calls with one key
+    extend each other's cached prompts and never evict another key's.
     """
 
     engine: Engine
