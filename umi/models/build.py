@@ -132,8 +132,9 @@ def share_caches(
     one adapter name (the duplicates are dropped from the engine table, so llama.cpp loads the file once and never
     sees two LoRA sets for one model) and one cache key, `planner/caller/…`, whose slot group pools a slot per role
     (`umi.models.slots`). A role with weights of its own keeps its own key, its name. Why: with the α-UMi
-    templates one cache shared by the roles prefills 1.4× fewer tokens than one per role
-    (`benchmarks/results/prefill_floor.md`), which is why three roles on one model can cost what one role costs.
+    templates one cache shared by the roles prefills 1.37× fewer tokens than one per role on the static
+    evaluation's first 50 steps (`benchmarks/results/prefill_floor.md`); measured on the zero-shot roles, the
+    pooled binding ran 1.45× faster (`benchmarks/results/static_eval_throughput_shared.md`).
     """
     adapters: dict[str, str | None] = {}
     cache_keys: dict[str, str] = {}

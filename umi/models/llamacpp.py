@@ -56,7 +56,9 @@ def set_speculative(params: Any, kind: str, *, draft_max: int, ngram: int, role:
     context (`ngram-simple`: the last `ngram` tokens matched earlier in prompt + output, the `draft_max` tokens
     after the match proposed) is often right, and the model checks a whole draft in one batched forward pass.
     Greedy outputs are the model's own (a rejected draft token is replaced by the model's choice; the role
-    grammar still applies), up to the batch-size rounding llama.cpp notes for its prompt cache.
+    grammar still applies), up to rounding: checking a batch can break a near-tie the other way (4 of 12
+    static-evaluation predictions differed). Off by default because on a small CPU it did not pay
+    (`benchmarks/results/speculative_decoding.md`: 0.92–0.95× with over half the tokens from drafts).
     """
     if kind not in SPECULATIVE:
         raise EngineError(
