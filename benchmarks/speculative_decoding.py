@@ -18,22 +18,16 @@ Run it alone on the machine: the ratio is only meaningful when nothing else shar
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from _results import results_header, shared_data
-from static_eval_throughput import describe_difference, role_config
+from _results import results_header
+from static_eval_throughput import describe_difference, one_way
 
-from umi.evaluate.static import run_static
-from umi.models.build import bind_roles
 from umi.models.role_config import TRAINED_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
-OOD = shared_data() / "alpha_umi/dataset/toolbench/test/out_of_domain.json"
 
 
 def parse_way(way: str) -> dict[str, Any]:
@@ -44,23 +38,13 @@ def parse_way(way: str) -> dict[str, Any]:
     return {"speculative": kind, "ngram": int(ngram), "draft_max": int(draft)}
 
 
-def one_way(roles_name: str, way: str, steps: int, max_new_tokens: int) -> dict[str, Any]:
-    """Run the static evaluation once with this way's engine options; time, CPU time, costs and predictions."""
-    start, cpu = time.perf_counter(), time.process_time()
-    rc = role_config(roles_name)
-    for table in rc.config["engines"].values():
-        table.update(parse_way(way))
-    roles = bind_roles(rc)
-    with tempfile.TemporaryDirectory() as tmp:
-        run = run_static(OOD, roles, tmp, limit=steps, batch_size=1, max_new_tokens=max_new_tokens, constrain=True)
-        preds = [json.loads(line)["prediction"] for line in run.predictions.read_text().splitlines()]
-    roles.close()
-    return {
-        "seconds": time.perf_counter() - start,
-        "cpu": time.process_time() - cpu,
-        "costs": run.costs or {},
-        "preds": preds,
-    }
+def timed_way(roles_name: str, way: str, steps: int, max_new_tokens: int) -> dict[str, Any]:
+    """The static evaluation once with this way's engine options (`static_eval_throughput.one_way`, prompt cache
+    on, constrained): wall and CPU time, costs and predictions."""
+    seconds, cpu, costs, preds = one_way(
+        roles_name, steps, max_new_tokens, True, cache_prompt=True, options=parse_way(way)
+    )
+    return {"seconds": seconds, "cpu": cpu, "costs": costs, "preds": preds}
 
 
 def total(costs: dict[str, dict[str, float]], key: str) -> int:
@@ -79,7 +63,7 @@ def main() -> None:
     ways = args.ways.split(",")
     results = {}
     for way in ways:
-        results[way] = one_way(args.roles, way, args.steps, args.max_new_tokens)
+        results[way] = timed_way(args.roles, way, args.steps, args.max_new_tokens)
         print(f"{way}: {results[way]['seconds']:.1f} s", flush=True)
     load_after = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     base = results[ways[0]]
@@ -99,7 +83,7 @@ def main() -> None:
             )
         for i, (a, b) in enumerate(zip(base["preds"], r["preds"], strict=True)):
             if a != b:
-                differences.append(describe_difference(way, i, a, b).replace("cache off", ways[0]))
+                differences.append(describe_difference(way, i, a, b, base=ways[0]))
     best = max(ways[1:], key=lambda w: base["seconds"] / results[w]["seconds"], default=ways[0])
     lines = [
         head.rstrip("\n"),

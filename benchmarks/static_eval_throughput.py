@@ -54,12 +54,21 @@ def role_config(name: str) -> RoleConfig:
     return RoleConfig(read_toml(path), root=path.parent, source=str(path))
 
 
-def build(name: str, *, cache_prompt: bool, one_slot: bool = False, per_role: bool = False) -> Roles:
-    """The roles with every llama.cpp engine table set to this way's cache settings. `per_role`: undo the pooling
-    of roles that share weights (`share_caches`), regrouping the same number of server slots one per role."""
+def build(
+    name: str,
+    *,
+    cache_prompt: bool,
+    one_slot: bool = False,
+    per_role: bool = False,
+    options: dict[str, Any] | None = None,
+) -> Roles:
+    """The roles with every llama.cpp engine table set to this way's cache settings (and `options`, any other
+    engine-table keys, e.g. `speculative`). `per_role`: undo the pooling of roles that share weights
+    (`share_caches`), regrouping the same number of server slots one per role."""
     rc = role_config(name)
     for table in rc.config["engines"].values():
         table["cache_prompt"] = cache_prompt
+        table.update(options or {})
         if one_slot:  # otherwise `bind_roles` gives the slots: one per role, pooled where roles share weights
             table["slots"] = []
     roles = bind_roles(rc)
@@ -92,13 +101,14 @@ def one_way(
     return seconds, cpu, run.costs or {}, preds
 
 
-def describe_difference(label: str, index: int, off: str, on: str) -> str:
-    """One Markdown line: where two predictions of the same step part, and whether the plan or action changed."""
+def describe_difference(label: str, index: int, off: str, on: str, base: str = "cache off") -> str:
+    """One Markdown line: where two predictions of the same step part (`off`: the `base` way's), and whether the
+    plan or action changed."""
     at = next((k for k, (x, y) in enumerate(zip(off, on, strict=False)) if x != y), min(len(off), len(on)))
     a, b = parse_step_text(off), parse_step_text(on)
     same = "same plan and action" if (a.plan, a.action) == (b.plan, b.action) else "plan or action differs"
     return (
-        f"- {label}, step {index}: from character {at} of {len(off)}: cache off `{off[at : at + 40]!r}` vs "
+        f"- {label}, step {index}: from character {at} of {len(off)}: {base} `{off[at : at + 40]!r}` vs "
         f"`{on[at : at + 40]!r}`; off {a.plan} / {a.action}, on {b.plan} / {b.action} ({same})"
     )
 
