@@ -78,6 +78,12 @@ class Config:
     #: the adapters apply at run time either way. "merged-Q8_0": one merged Q8_0 model per role (an experiment).
     quant: str = "Q4_1"
     tool_order: str | None = None
+    #: The caller's (and backbone's) grammar may call only this many tools, the most relevant to the query not
+    #: called yet (`umi.format.relevance.shortlist`); 0: every tool.
+    shortlist: int = 0
+    #: Skip the planner: the caller and summarizer get the planner turns kept from this configuration's run (the
+    #: same planner, greedy; `umi eval static --planner-from`).
+    planner_from: str | None = None
 
 
 #: The rows both tables show: the no-model floor and the bare base zero-shot, constrained and not. The zero-shot
@@ -320,6 +326,9 @@ def _run_one(cfg: Config, args: argparse.Namespace, keys: list[StepKey]) -> None
         if roles.prompt_budget is None:
             raise SystemExit(f"{cfg.name}: tool_order needs roles with a prompt budget")
         roles.prompt_budget = {**roles.prompt_budget, "tool_order": cfg.tool_order}
+    for binding in (roles.caller, roles.backbone):
+        if binding is not None:
+            binding.shortlist = cfg.shortlist
     run = run_static(
         args.data,
         roles,
@@ -331,6 +340,7 @@ def _run_one(cfg: Config, args: argparse.Namespace, keys: list[StepKey]) -> None
         roles_source=cfg.source,
         constrain=cfg.constrain,
         gold_thought=cfg.gold_thought,
+        planner_from=None if cfg.planner_from is None else kept_path(args, cfg.planner_from),
         on_progress=progress_printer(cfg.name),
     )
     del roles

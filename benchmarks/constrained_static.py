@@ -61,6 +61,27 @@ CONFIGS = [
         quant="Q8_0",
     ),
     Config(
+        "glpft-qorder-short2-q8",
+        "glpft-qorder",
+        True,
+        "those GLPFT roles (tools by relevance), the caller's grammar limited to the 2 tools most relevant to the "
+        "query not called yet (a retriever shortlist; the planner's turns kept from the row without it), "
+        "constrained, Q8_0 base (llama.cpp)",
+        quant="Q8_0",
+        shortlist=2,
+        planner_from="glpft-qorder-constrained-q8",
+    ),
+    Config(
+        "glpft-qorder-short3-q8",
+        "glpft-qorder",
+        True,
+        "those GLPFT roles (tools by relevance), shortlist of 3 tools (planner's turns kept likewise), constrained, "
+        "Q8_0 base (llama.cpp)",
+        quant="Q8_0",
+        shortlist=3,
+        planner_from="glpft-qorder-constrained-q8",
+    ),
+    Config(
         "multitask-constrained-q8",
         "multitask",
         True,

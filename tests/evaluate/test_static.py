@@ -319,3 +319,32 @@ def test_gold_thought_skips_the_planner_and_hands_the_caller_the_gold_turn(ood_p
     assert json.loads((tmp_path / "run.json").read_text())["gold_thought"] is True
     with pytest.raises(ValueError, match="drop --single"):
         run_static(ood_path, roles, tmp_path / "single", limit=2, single=True, gold_thought=True)
+
+
+def test_planner_from_hands_on_an_earlier_runs_planner_turns_without_calling_the_planner(
+    ood_path: Path, tmp_path: Path
+) -> None:
+    from umi.evaluate.steps import kept_planner_turns
+
+    roles, engine = scripted_roles()
+    run_static(ood_path, roles, tmp_path / "a", limit=12, batch_size=4)
+    first = [p for p, _ in engine.prompts if p.endswith((CALLER_CUE, SUMMARIZER_CUE))]
+    roles, engine = scripted_roles()
+    run_static(ood_path, roles, tmp_path / "b", limit=12, batch_size=4, planner_from=tmp_path / "a")
+    prompts = [p for p, _ in engine.prompts]
+    assert all(p.endswith((CALLER_CUE, SUMMARIZER_CUE)) for p in prompts), "the planner must not be called"
+    assert sorted(prompts) == sorted(first)  # the same turns, so the same caller and summarizer prompts
+    a, b = ((tmp_path / d / "predictions.jsonl").read_text().splitlines() for d in "ab")
+    assert [json.loads(x)["prediction"] for x in a] == [json.loads(x)["prediction"] for x in b]
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["planner_from"] == str(tmp_path / "a")
+
+    row = {"traj": 0, "step": 9, "reference": "", "prediction": "I cannot go on.\n Next: give up."}
+    (tmp_path / "g.jsonl").write_text(json.dumps(row) + "\n{broken")
+    with pytest.raises(ValueError, match=r"g.jsonl, line 2: not a prediction row"):
+        kept_planner_turns(tmp_path / "g.jsonl")
+    (tmp_path / "g.jsonl").write_text(json.dumps(row) + "\n")
+    assert kept_planner_turns(tmp_path / "g.jsonl") == {(0, 9): ("I cannot go on.\n Next: give up.", "give up")}
+    with pytest.raises(ValueError, match="no step"):
+        run_static(ood_path, roles, tmp_path / "c", limit=12, planner_from=tmp_path / "g.jsonl")
+    with pytest.raises(ValueError, match="not found"):
+        run_static(ood_path, roles, tmp_path / "d", limit=2, planner_from=tmp_path / "nowhere")

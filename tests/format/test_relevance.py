@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from umi.format import PromptBudget, backbone_prompt, caller_prompt, planner_prompt
-from umi.format.relevance import query_of, relevance_order
+from umi.format.relevance import called_apis, query_of, relevance_order, shortlist
 from umi.schema import ToolDoc, Turn
 
 TOOLS = [
@@ -55,3 +55,21 @@ def test_an_unknown_tool_order_is_refused_by_name_and_old_manifests_keep_the_giv
     old = {"max_chars": 6000, "observation_chars": 600, "description_chars": 256, "param_chars": 96}
     budget = PromptBudget.from_dict(old)
     assert budget is not None and budget.tool_order == "given"
+
+
+def test_a_shortlist_keeps_the_k_most_relevant_tools_not_called_yet_in_the_documents_order() -> None:
+    finish = ToolDoc(Name="Finish", function="Finish the task and give the answer.", input={})
+    tools = [*TOOLS, finish]
+    assert [t.Name for t in shortlist(HISTORY, tools, 1)] == ["search_songs_for_shazam"]
+    two = [t.Name for t in shortlist(HISTORY, tools, 2)]
+    assert len(two) == 2 and "search_songs_for_shazam" in two and "Finish" not in two
+    assert [t.Name for t in shortlist(HISTORY, tools, 3)] == [t.Name for t in TOOLS]  # given order kept
+    called = [
+        *HISTORY,
+        Turn.model_validate({"from": "assistant", "value": "Search."}),
+        Turn.model_validate({"from": "caller", "value": 'Action: search_songs_for_shazam\nAction Input: {"q": "a"}'}),
+    ]
+    assert called_apis(called) == {"search_songs_for_shazam"}
+    assert "search_songs_for_shazam" not in [t.Name for t in shortlist(called, tools, 2)]  # moved after the rest
+    assert [t.Name for t in shortlist(called, TOOLS[1:2], 1)] == ["search_songs_for_shazam"]  # nothing else left
+    assert shortlist(called, tools, 0) == tools

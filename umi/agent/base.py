@@ -21,7 +21,9 @@ from umi.format import (
     render_observation,
     to_tool_doc,
 )
+from umi.format.docs import ToolLike
 from umi.format.grammar import role_grammar
+from umi.format.relevance import shortlist
 from umi.models.base import Completion, CostLedger, GenerationParams
 from umi.models.roles import RoleBinding, Roles
 from umi.schema import ToolDoc, ToolSpec, Turn
@@ -80,12 +82,20 @@ class AgentBase:
         self.conclude_at_budget = conclude_at_budget
 
     # -- shared helpers ---------------------------------------------------------------------------------------
-    def _params(self, role: str, binding: RoleBinding, final: bool = False) -> GenerationParams:
+    def _params(
+        self, role: str, binding: RoleBinding, final: bool = False, history: Sequence[Turn] = ()
+    ) -> GenerationParams:
         """The generation parameters of one role call: the agent's, plus the role's grammar when constrained
-        (`final`: the budget's last step, see `conclude_at_budget`)."""
+        (`final`: the budget's last step, see `conclude_at_budget`; `history`: what a shortlist ranks by)."""
         if not self.constrained(binding):
             return self.params
-        return replace(self.params, grammar=role_grammar(role, self.tools, self.roles.family, final=final))
+        tools = self.callable_tools(binding, history)
+        return replace(self.params, grammar=role_grammar(role, tools, self.roles.family, final=final))
+
+    def callable_tools(self, binding: RoleBinding, history: Sequence[Turn]) -> list[ToolLike]:
+        """The tools `binding`'s grammar may call now: all, or its shortlist (`umi.format.relevance.shortlist`)."""
+        tools: list[ToolLike] = list(self.tools)
+        return shortlist(history, tools, binding.shortlist) if binding.shortlist else tools
 
     @staticmethod
     def _final_flag(c: Completion, final: bool) -> dict[str, bool]:
@@ -97,9 +107,15 @@ class AgentBase:
         return self.constrain and binding.constrain
 
     def _generate(
-        self, role: str, binding: RoleBinding, prompt: str, ledger: CostLedger, final: bool = False
+        self,
+        role: str,
+        binding: RoleBinding,
+        prompt: str,
+        ledger: CostLedger,
+        final: bool = False,
+        history: Sequence[Turn] = (),
     ) -> Completion:
-        params = self._params(role, binding, final)
+        params = self._params(role, binding, final, history)
         completion = binding.complete([prompt], params)[0]  # raises where a grammar is not enforced
         ledger.add(role, [completion])
         return completion

@@ -143,7 +143,7 @@ class MultiLLMAgent(AgentBase):
                 family=family,
                 budget=self.budget,
             )
-            c = self._generate("caller", self.roles.get("caller"), prompt, ledger)
+            c = self._generate("caller", self.roles.get("caller"), prompt, ledger, history=history)
             out = parse_caller(c.text)
             text = out.raw.strip()
             problems = list(out.problems)

@@ -45,12 +45,13 @@ class SingleLLMAgent(AgentBase):
                 family=family,
                 budget=self.budget,
             )
-            c = self._generate("backbone", backbone, prompt, ledger, final)
+            c = self._generate("backbone", backbone, prompt, ledger, final, history)
             text = c.text
             flag = self._final_flag(c, final)
             if needs_tail(c):  # cut inside the thought: one call under the tail grammar writes the action
                 self._record(trace, eid, step, "backbone", prompt, c, {"cut_by_token_cap": True, **flag})
-                done = finish_backbones(backbone, [prompt], [c.text], [self.tools], self.params, final=final)[0]
+                tools = self.callable_tools(backbone, history)
+                done = finish_backbones(backbone, [prompt], [c.text], [tools], self.params, final=final)[0]
                 prompt, c, text = done.prompt, done.completion, done.text
                 ledger.add("backbone", [c])
             out = parse_backbone(text)

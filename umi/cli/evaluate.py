@@ -50,6 +50,19 @@ def static(
         "--gold-thought",
         help="Diagnostic: skip the planner; the caller and summarizer get the gold planner turn (Plan ACC is 100).",
     ),
+    shortlist: int | None = typer.Option(
+        None,
+        "--shortlist",
+        min=0,
+        help="The caller's (backbone's) grammar may call only the K tools most relevant to the query not called yet "
+        "(umi.format.relevance.shortlist); 0: every tool. Default: the role configuration's.",
+    ),
+    planner_from: Path | None = typer.Option(
+        None,
+        "--planner-from",
+        help="Skip the planner: hand the caller and summarizer the planner turns of an earlier run folder (the same "
+        "planner, greedy), to measure a caller or summarizer change without paying the planner again.",
+    ),
 ) -> None:
     """Teacher-forced predictions for every planner step (resumes where a previous run stopped)."""
     from umi.data import DataError
@@ -68,6 +81,8 @@ def static(
         fail(f"{steps}: not a subset file (a JSON list of [traj, step] pairs): {exc}")
     try:
         bound = load_roles(roles) if roles else default_roles(lanes=min(lanes, batch_size))
+        if shortlist is not None:
+            bound.set_shortlist(shortlist)
         with task_bar("static eval", rate=True) as bar:
             task = bar.add_task("steps", total=None, rate="")
             import time
@@ -94,6 +109,7 @@ def static(
                 roles_source=roles or "embedded",
                 constrain=constrain,
                 gold_thought=gold_thought,
+                planner_from=planner_from,
             )
     except (DataError, EngineError, ValueError) as exc:
         fail(str(exc))
@@ -242,6 +258,13 @@ def live(
     constrain: bool = typer.Option(
         True, "--constrain/--no-constrain", help="Role grammars (umi.format.grammar) on every model call."
     ),
+    shortlist: int | None = typer.Option(
+        None,
+        "--shortlist",
+        min=0,
+        help="The caller's (backbone's) grammar may call only the K tools most relevant to the query not called yet "
+        "(umi.format.relevance.shortlist); 0: every tool. Default: the role configuration's.",
+    ),
 ) -> None:
     """Whole tasks against executable tools, scored by the suite's own checker (BFCL) or SoPR (StableToolBench).
 
@@ -259,6 +282,8 @@ def live(
         fail(f"unknown category {category!r}; available: {', '.join(CATEGORIES)}")
     try:
         bound = load_roles(roles) if roles else default_roles()
+        if shortlist is not None:
+            bound.set_shortlist(shortlist)
     except (EngineError, ValueError, OSError) as exc:
         fail(str(exc))
     if suite.startswith("toolalpaca"):

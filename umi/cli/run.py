@@ -50,11 +50,14 @@ def _agent(roles, tools, executor, *, single: bool, dfsdt: bool, **kwargs):  # t
 
 
 def _run_one(
-    query, specs, executor, roles, single, dfsdt, max_steps, max_new_tokens, trace, as_json, constrain
+    query, specs, executor, roles, single, dfsdt, max_steps, max_new_tokens, trace, as_json, constrain, shortlist=None
 ) -> None:  # type: ignore[no-untyped-def]
     """One query on the agent, shown live, then the answer and the cost table."""
+    bound = _load_roles(roles)
+    if shortlist is not None:
+        bound.set_shortlist(shortlist)
     agent = _agent(
-        _load_roles(roles),
+        bound,
         specs,
         executor,
         single=single,
@@ -93,6 +96,13 @@ def register(app: typer.Typer) -> None:
         constrain: bool = typer.Option(
             True, "--constrain/--no-constrain", help="Role grammars (umi.format.grammar) on every model call."
         ),
+        shortlist: int | None = typer.Option(
+            None,
+            "--shortlist",
+            min=0,
+            help="The caller's (backbone's) grammar may call only the K tools most relevant to the query not called "
+            "yet (umi.format.relevance.shortlist); 0: every tool. Default: the role configuration's.",
+        ),
     ) -> None:
         """Run the agent on one query, showing each role's output live, then the answer and the cost table."""
         from umi.tools.base import Executor
@@ -119,6 +129,7 @@ def register(app: typer.Typer) -> None:
                     trace,
                     as_json,
                     constrain,
+                    shortlist,
                 )
             return
         if tools is None:
@@ -136,7 +147,20 @@ def register(app: typer.Typer) -> None:
             executor = ReplayCache.from_recorded(replay, specs=specs)
         else:
             fail("give --replay FILE (recorded responses) or --toolbench-url URL so tool calls have somewhere to go")
-        _run_one(query, specs, executor, roles, single, dfsdt, max_steps, max_new_tokens, trace, as_json, constrain)
+        _run_one(
+            query,
+            specs,
+            executor,
+            roles,
+            single,
+            dfsdt,
+            max_steps,
+            max_new_tokens,
+            trace,
+            as_json,
+            constrain,
+            shortlist,
+        )
 
     @app.command()
     def demo(

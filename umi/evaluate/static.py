@@ -17,7 +17,7 @@ history. Per-role costs (prompt, cached and prefilled tokens) go to `costs.json`
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -25,7 +25,7 @@ from pathlib import Path
 from umi.agent.marker import finish_backbones, finish_markers, needs_marker, needs_tail
 from umi.data.io import load_trajectories
 from umi.data.rows import iter_steps
-from umi.evaluate.steps import StepKey, select_steps, trajectory_batches
+from umi.evaluate.steps import StepKey, kept_planner_turns, select_steps, trajectory_batches
 from umi.format import (
     END_OF_TURN,
     PromptBudget,
@@ -39,7 +39,9 @@ from umi.format import (
     step_text,
     summarizer_prompt,
 )
+from umi.format.docs import ToolLike
 from umi.format.grammar import role_grammar
+from umi.format.relevance import shortlist
 from umi.models.base import Completion, CostLedger, GenerationParams, add_costs
 from umi.models.binding import RoleBinding, Roles
 from umi.schema import Step, Turn
@@ -83,6 +85,12 @@ class StaticRun:
     costs: dict[str, dict[str, float]] | None = None  # per role, summed over every run into this folder
 
 
+def callable_tools(binding: RoleBinding, step: Step) -> list[ToolLike]:
+    """The tools `binding`'s grammar may call at `step`: all, or its shortlist by the step's history (as the
+    agent does, `umi.format.relevance.shortlist`)."""
+    return shortlist(step.history, step.tools, binding.shortlist) if binding.shortlist else list(step.tools)
+
+
 def complete_constrained(
     role: str,
     binding: RoleBinding,
@@ -99,7 +107,7 @@ def complete_constrained(
         return binding.complete(prompts, params)
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(steps):
-        groups.setdefault(role_grammar(role, s.tools, family), []).append(i)
+        groups.setdefault(role_grammar(role, callable_tools(binding, s), family), []).append(i)
     out: dict[int, Completion] = {}
     for grammar, idx in groups.items():
         done = binding.complete([prompts[i] for i in idx], replace(params, grammar=grammar))  # enforced or raises
@@ -157,6 +165,7 @@ def predict_multi(
     constrain: bool = False,
     details: list[dict[str, object]] | None = None,
     gold_thought: bool = False,
+    planner_turns: Mapping[StepKey, tuple[str, str]] | None = None,
 ) -> list[str]:
     """Predictions for a batch of steps with planner, caller and summarizer (their costs added to `ledger`).
     Prompts are rendered under the roles' prompt budget (their manifest's), as in training. `details` (if given)
@@ -164,7 +173,12 @@ def predict_multi(
 
     `gold_thought` skips the planner and hands the caller (or summarizer) the gold thought and route instead of
     the planner's own: a diagnostic that separates what the caller can do from what the planner gives it (Plan
-    ACC is then 100 by construction and says nothing)."""
+    ACC is then 100 by construction and says nothing).
+
+    `planner_turns` ((thought, route) per step, `kept_planner_turns`) skips the planner too, handing on the turns
+    an earlier run's planner wrote: with the same planner, greedy, those are the turns it would write again, so a
+    change to the caller or summarizer (a shortlist, another adapter) is measured without paying the planner, the
+    costliest role, again."""
     family = roles.family
     budget = PromptBudget.from_dict(roles.prompt_budget)
     ledger = ledger if ledger is not None else CostLedger()
@@ -174,6 +188,12 @@ def predict_multi(
     if gold_thought:
         thoughts, routes = [s.planner for s in steps], [s.route for s in steps]
         flags = [{"planner_marker": True, "constrained": constrain, "gold_thought": True} for _ in steps]
+    elif planner_turns is not None:
+        missing = [(s.traj, s.step) for s in steps if (s.traj, s.step) not in planner_turns]
+        if missing:
+            raise ValueError(f"the kept planner turns have no step {missing[0]}; rerun that run on these steps first")
+        thoughts, routes = map(list, zip(*(planner_turns[(s.traj, s.step)] for s in steps), strict=True))
+        flags = [{"planner_marker": True, "constrained": constrain, "planner_kept": True} for _ in steps]
     else:
         thoughts, routes, flags = _plan(roles, steps, params, ledger, family, budget, constrain)
     call_idx = [i for i, r in enumerate(routes) if r in ("caller", "none")]
@@ -257,7 +277,11 @@ def predict_single(
     texts = [c.text for c in outs]
     cut = [i for i, c in enumerate(outs) if needs_tail(c)]  # finished as the agent finishes them
     done = finish_backbones(
-        roles.get("backbone"), [prompts[i] for i in cut], [texts[i] for i in cut], [steps[i].tools for i in cut], params
+        roles.get("backbone"),
+        [prompts[i] for i in cut],
+        [texts[i] for i in cut],
+        [callable_tools(roles.get("backbone"), steps[i]) for i in cut],
+        params,
     )
     for i, d in zip(cut, done, strict=True):
         texts[i] = d.text
@@ -308,16 +332,27 @@ def run_static(
     roles_source: str = "",
     constrain: bool = False,
     gold_thought: bool = False,
+    planner_from: str | Path | None = None,
 ) -> StaticRun:
     """Predict every (remaining) step and append to `out_dir/predictions.jsonl`.
 
     `keys` (a subset file) or `limit` choose the steps; what is already in the file is skipped, so the same
     command run again after a crash finishes the job without repeating (or duplicating) a step. `constrain`
     gives every role its grammar (`umi.format.grammar`); each row records whether it ran constrained.
-    `gold_thought` (multi-LLM only) gives the caller and summarizer the gold planner turn (see `predict_multi`).
+    `gold_thought` (multi-LLM only) gives the caller and summarizer the gold planner turn (see `predict_multi`);
+    `planner_from` (an earlier run's folder or predictions file, same planner) gives them its planner's turns.
     """
-    if gold_thought and single:
-        raise ValueError("gold_thought applies to the multi-LLM roles (the caller after a planner); drop --single")
+    if (gold_thought or planner_from) and single:
+        raise ValueError("gold_thought and planner_from apply to the multi-LLM roles; drop --single")
+    if gold_thought and planner_from:
+        raise ValueError("give gold_thought or planner_from, not both")
+    turns = None
+    if planner_from is not None:
+        kept = Path(planner_from)
+        kept = kept / "predictions.jsonl" if kept.is_dir() else kept
+        if not kept.exists():
+            raise ValueError(f"planner_from: {kept} not found; give an earlier run folder of `umi eval static`")
+        turns = kept_planner_turns(kept)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     trajectories = load_trajectories(data_path).items
@@ -342,6 +377,8 @@ def run_static(
                 "max_new_tokens": max_new_tokens,
                 "constrain": constrain,
                 "gold_thought": gold_thought,
+                "planner_from": None if planner_from is None else str(Path(planner_from).resolve()),
+                "shortlist": max((b.shortlist for b in roles.bound().values()), default=0),
                 "steps": len(steps),
             },
             indent=2,
@@ -349,7 +386,7 @@ def run_static(
     )
     todo = [s for s in steps if (s.traj, s.step) not in done]
     params = GenerationParams(max_new_tokens=max_new_tokens, stop=(END_OF_TURN,))
-    predict = predict_single if single else partial(predict_multi, gold_thought=gold_thought)
+    predict = predict_single if single else partial(predict_multi, gold_thought=gold_thought, planner_turns=turns)
     lanes = engine_lanes(roles, "backbone" if single else "planner", batch_size)
     ledger = CostLedger()
     finished = len(steps) - len(todo)

@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from umi.format.history import render_turn
 from umi.schema import Step
 
 StepKey = tuple[int, int]
@@ -69,3 +70,24 @@ def read_step_keys(path: str | Path) -> list[StepKey]:
         else:
             keys.append((int(item[0]), int(item[1])))
     return keys
+
+
+def kept_planner_turns(predictions: str | Path) -> dict[StepKey, tuple[str, str]]:
+    """(thought, route) per step from an earlier run's `predictions.jsonl`: the planner text each step's caller or
+    summarizer was handed (`step_text` writes it first, as an `assistant` turn), and its route."""
+    out: dict[StepKey, tuple[str, str]] = {}
+    head = render_turn("assistant", "\x00").split("\x00")
+    for n, line in enumerate(Path(predictions).read_text(encoding="utf-8").splitlines()):
+        try:
+            row = json.loads(line)
+            pred, key = str(row["prediction"]), (int(row["traj"]), int(row["step"]))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{predictions}, line {n + 1}: not a prediction row ({exc})") from exc
+        for label, route in (("caller", "caller"), ("conclusion", "conclusion")):
+            cut = pred.find(f"{head[1]}{label}: ")
+            if pred.startswith(head[0]) and cut >= 0:
+                out[key] = (pred[len(head[0]) : cut], route)
+                break
+        else:
+            out[key] = (pred, "give up")
+    return out

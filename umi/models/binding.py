@@ -29,6 +29,9 @@ class RoleBinding:
     cache_key: str | None = None
     #: False when the role configuration says `constrain = false`: this role always generates unconstrained.
     constrain: bool = True
+    #: The caller's (or backbone's) tool shortlist under its grammar (`umi.format.relevance.shortlist`): the API
+    #: alternatives are the `shortlist` tools ranked most relevant to the query, not called yet; 0: every tool.
+    shortlist: int = 0
 
     def complete(self, prompts: Sequence[str], params: GenerationParams) -> list[Completion]:
         """The engine's completions; with a grammar, every one must say the engine enforced it (never silently
@@ -62,6 +65,15 @@ class Roles:
         if binding is None:
             raise ValueError(f"role {role!r} is not bound; bind it in the role configuration (umi models check)")
         return binding
+
+    def set_shortlist(self, k: int) -> None:
+        """Give the tool-calling roles (caller, backbone) a tool shortlist of `k` (0: every tool); see
+        `RoleBinding.shortlist`."""
+        if k < 0:
+            raise ValueError(f"shortlist {k}: give a whole number >= 0 (0: every tool)")
+        for binding in (self.caller, self.backbone):
+            if binding is not None:
+                binding.shortlist = k
 
     def bound(self) -> dict[str, RoleBinding]:
         return {r: b for r in ROLE_NAMES if (b := getattr(self, r)) is not None}

@@ -85,6 +85,12 @@ def bind_roles(rc: RoleConfig) -> Roles:
     key_of: dict[str, str] = {}
     for role, spec in roles_cfg.items():
         engine_name = spec.get("engine", "default")
+        k = spec.get("shortlist", 0)
+        if not isinstance(k, int) or isinstance(k, bool) or k < 0 or (k and role not in ("caller", "backbone")):
+            raise EngineError(
+                f"{where}: role {role!r} has shortlist = {k!r}; a shortlist is a whole number >= 0 (0: every tool) "
+                "and only the caller and the backbone call tools"
+            )
         if engine_name not in engines_cfg:
             raise EngineError(f"{where}: role {role!r} names engine {engine_name!r}, which is not defined")
         table = dict(engines_cfg[engine_name])
@@ -114,6 +120,7 @@ def bind_roles(rc: RoleConfig) -> Roles:
             label=f"{engine_name}",
             cache_key=cache_keys[role],
             constrain=bool(spec.get("constrain", True)),
+            shortlist=int(spec.get("shortlist", 0)),
         )
         setattr(roles, role, binding)
     return roles

@@ -16,6 +16,12 @@ speculative = "none"              # llama.cpp: "ngram-simple" drafts tokens from
 [roles.planner]
 engine = "base"
 adapter = "planner"               # optional: LoRA name, or the served model name for `openai`
+
+[roles.caller]
+engine = "base"
+adapter = "caller"
+shortlist = 3                     # optional (caller, backbone): the grammar may call only the 3 tools most
+                                  # relevant to the query, not called yet (`umi.format.relevance.shortlist`)
 ```
 
 CLI flags lay roles over a configuration: `--planner/--caller/--summarizer/--backbone [KIND:]MODEL[#ADAPTER]`
