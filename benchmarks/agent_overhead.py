@@ -93,6 +93,9 @@ def bound_roles(name: str, *, one_slot: bool = False, engine: str = "llama.cpp",
         return bind_roles(rc)
     if one_slot or engine != "llama.cpp":
         raise SystemExit("--one-slot and --engine transformers are only wired for the shipped roles")
+    path = Path(name)
+    if path.name == "manifest.json" or (path / "manifest.json").exists():  # a trained run, on llama.cpp
+        return bind_roles(llamacpp_manifest_config(path if path.name == "manifest.json" else path / "manifest.json"))
     return load_roles(name)
 
 
@@ -128,18 +131,30 @@ def run_agents(roles: Roles, cls: Any, trajs, max_steps: int, max_new_tokens: in
 
 
 def model_ratio(
-    trajs, max_steps: int, max_new_tokens: int, roles_name: str, one_slot: bool, constrain: bool, engine: str
+    trajs,
+    max_steps: int,
+    max_new_tokens: int,
+    roles_name: str,
+    one_slot: bool,
+    constrain: bool,
+    engine: str,
+    single_name: str | None = None,
 ) -> dict[str, Any]:
     """Multi-LLM and single-LLM runs on the same roles. On llama.cpp one binding serves both (the backbone has a
     slot of its own); on transformers each run gets a fresh binding, since cross-role sharing would otherwise let
-    the single-LLM run borrow the multi-LLM run's cached prefixes of the same tasks."""
+    the single-LLM run borrow the multi-LLM run's cached prefixes of the same tasks. `single_name`: the single-LLM
+    run's backbone from other roles (a multi-task model's backbone is not a trained single-LLM model)."""
     runs: list[tuple[str, Any, bool]] = [("multi", MultiLLMAgent, True), ("single", SingleLLMAgent, True)]
     if engine == "transformers":
         runs.append(("multi, no layer sharing", MultiLLMAgent, False))
     out: dict[str, Any] = {}
     roles: Roles | None = None
     for label, cls, share in runs:
-        if roles is None or engine == "transformers":
+        if label == "single" and single_name and single_name != roles_name:
+            if roles is not None:
+                roles.close()
+            roles = bound_roles(single_name, engine=engine, share=share)
+        elif roles is None or engine == "transformers":
             if roles is not None:
                 roles.close()
             roles = bound_roles(roles_name, engine=engine, share=share)
@@ -163,7 +178,15 @@ def main() -> None:
     ap.add_argument("--free", action="store_true", help="unconstrained decoding (default: role grammars on)")
     ap.add_argument("--skip-model", action="store_true")
     ap.add_argument("--engine", choices=("llama.cpp", "transformers"), default="llama.cpp")
+    ap.add_argument(
+        "--single-roles", default=None, help="the single-LLM run's roles (default: --roles' backbone); llama.cpp only"
+    )
+    ap.add_argument(
+        "--out", type=Path, default=None, help="result file (default: benchmarks/results/agent_overhead*.md)"
+    )
     args = ap.parse_args()
+    if args.single_roles and args.engine != "llama.cpp":
+        raise SystemExit("--single-roles is wired for llama.cpp only")
     head = [results_header().rstrip("\n"), ""]
     trajs = load_trajectories(OOD).items[: args.tasks]
     o = overhead(trajs)
@@ -180,7 +203,14 @@ def main() -> None:
     print(lines[-1])
     if not args.skip_model:
         m = model_ratio(
-            trajs, args.max_steps, args.max_new_tokens, args.roles, args.one_slot, not args.free, args.engine
+            trajs,
+            args.max_steps,
+            args.max_new_tokens,
+            args.roles,
+            args.one_slot,
+            not args.free,
+            args.engine,
+            args.single_roles,
         )
         multi, single = m["multi"], m["single"]
         lines += [
@@ -191,6 +221,7 @@ def main() -> None:
                 else f"Roles `{args.roles}` on transformers (fp32, one base, adapters per call, per-role prefix "
                 "caches; cross-role layer sharing on unless the row says otherwise)"
             )
+            + (f"; the single-LLM run's backbone from `{args.single_roles}`" if args.single_roles else "")
             + f", the same {len(trajs)} tasks, "
             f"≤{args.max_steps} steps, ≤{args.max_new_tokens} new tokens per call, "
             f"{'unconstrained decoding' if args.free else 'constrained (role grammars, as `umi run` by default)'}, "
@@ -243,7 +274,7 @@ def main() -> None:
             )
         print("\n".join(lines[len(head) :]))
     name = "agent_overhead.md" if args.engine == "llama.cpp" else "agent_overhead_transformers.md"
-    (ROOT / "benchmarks/results" / name).write_text("\n".join(lines) + "\n")
+    (args.out or ROOT / "benchmarks/results" / name).write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

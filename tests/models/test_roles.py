@@ -218,3 +218,21 @@ def test_default_roles_with_lanes_decode_trajectories_side_by_side() -> None:
         roles.close()
     with pytest.raises(ValueError, match="lanes must be at least 1"):
         default_roles(lanes=0)
+
+
+def test_a_multitask_run_on_llamacpp_plays_the_backbone_with_its_one_adapter() -> None:
+    """A multi-task model is one model for every role: its backbone is the same adapter, not the bare base (the
+    transformers binding of a manifest did this; the llama.cpp one bound the bare base)."""
+    from umi.models.role_config import llamacpp_manifest_config
+
+    manifest = Path(__file__).resolve().parents[2] / "benchmarks/roles/smollm2-multitask/manifest.json"
+    rc = llamacpp_manifest_config(manifest, base_quant=None)
+    roles = rc.config["roles"]
+    assert {r: spec.get("adapter") for r, spec in roles.items()} == {
+        "planner": "planner",
+        "caller": "caller",
+        "summarizer": "summarizer",
+        "backbone": "planner",
+    }
+    loras = rc.config["engines"]["base"]["loras"]
+    assert len({loras[r] for r in ("planner", "caller", "summarizer")}) == 1  # one file: one cache pool

@@ -185,6 +185,8 @@ def llamacpp_manifest_config(
             raise EngineError(f"{path}: role {role!r} is a full model; llama.cpp binding needs LoRA roles")
         loras[role] = str(cached_gguf_lora(resolve(spec["adapter"], root), base=gguf_base))
         roles_cfg[role] = {"engine": "base", "adapter": role}
+    if "planner" in roles_cfg and manifest.get("recipe") == "multi-task":  # one model plays every role
+        roles_cfg.setdefault("backbone", dict(roles_cfg["planner"]))
     roles_cfg.setdefault("backbone", {"engine": "base"})
     base_loras = [Path(n).name for n in manifest.get("base_adapters", [])]
     options: dict[str, Any] = {"n_ctx": n_ctx}
