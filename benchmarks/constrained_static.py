@@ -82,6 +82,36 @@ CONFIGS = [
         planner_from="glpft-qorder-constrained-q8",
     ),
     Config(
+        "glpft2-short2-q8",
+        "embedded-glpft",
+        True,
+        "shipped GLPFT roles (planner, caller 2 epochs), caller's grammar limited to the 2 tools most relevant to the "
+        "query not called yet (planner's turns kept from the row without it), constrained, Q8_0 base (llama.cpp)",
+        quant="Q8_0",
+        shortlist=2,
+        planner_from="glpft2-constrained-q8",
+    ),
+    Config(
+        "glpft2-short3-q8",
+        "embedded-glpft",
+        True,
+        "shipped GLPFT roles (2 epochs), shortlist of 3 tools (planner's turns kept likewise), constrained, Q8_0 base "
+        "(llama.cpp)",
+        quant="Q8_0",
+        shortlist=3,
+        planner_from="glpft2-constrained-q8",
+    ),
+    Config(
+        "single-short2-q8",
+        "embedded-glpft",
+        True,
+        "single-LLM (the shipped stage 1 as backbone), its grammar limited to the 2 tools most relevant to the query "
+        "not called yet, constrained, Q8_0 base (llama.cpp)",
+        single=True,
+        quant="Q8_0",
+        shortlist=2,
+    ),
+    Config(
         "multitask-constrained-q8",
         "multitask",
         True,

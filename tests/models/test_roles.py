@@ -236,3 +236,21 @@ def test_a_multitask_run_on_llamacpp_plays_the_backbone_with_its_one_adapter() -
     }
     loras = rc.config["engines"]["base"]["loras"]
     assert len({loras[r] for r in ("planner", "caller", "summarizer")}) == 1  # one file: one cache pool
+
+
+def test_a_manifests_role_entry_carries_its_shortlist_to_the_role(tmp_path: Path) -> None:
+    """`"caller": {"adapter": …, "shortlist": 3}` in a run manifest reaches the caller's binding on both engines'
+    configurations, so packaged roles can ship their decoding settings."""
+    import shutil
+
+    from umi.models.role_config import llamacpp_manifest_config, manifest_config
+
+    src = Path(__file__).resolve().parents[2] / "benchmarks/roles/smollm2-multitask"
+    shutil.copytree(src, tmp_path / "run")
+    path = tmp_path / "run/manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["roles"]["caller"]["shortlist"] = 3
+    path.write_text(json.dumps(manifest))
+    for rc in (llamacpp_manifest_config(path, base_quant=None), manifest_config(path)):
+        assert rc.config["roles"]["caller"]["shortlist"] == 3
+        assert "shortlist" not in rc.config["roles"]["planner"]

@@ -127,10 +127,10 @@ def manifest_config(path: Path, *, dtype: str | None = None) -> RoleConfig:
             roles["backbone"] = {"engine": "lora"}
     for role, spec in manifest["roles"].items():
         if spec.get("adapter"):
-            roles[role] = {"engine": "lora", "adapter": role}
+            roles[role] = {"engine": "lora", "adapter": role, **_decoding(spec)}
         elif spec.get("model"):
             engines[f"full-{role}"] = {"kind": "transformers", "model": resolve(spec["model"], root)}
-            roles[role] = {"engine": f"full-{role}"}
+            roles[role] = {"engine": f"full-{role}", **_decoding(spec)}
         else:
             raise EngineError(f"{path}: role {role!r} needs `adapter` or `model`")
     if "backbone" not in roles and "planner" in roles and manifest.get("recipe") == "multi-task":
@@ -145,6 +145,11 @@ def manifest_config(path: Path, *, dtype: str | None = None) -> RoleConfig:
         "prompt_budget": manifest.get("prompt_budget"),
     }
     return RoleConfig(config, root=root, source=str(path))
+
+
+def _decoding(spec: dict[str, Any]) -> dict[str, Any]:
+    """The decoding settings a manifest's role entry may carry into its role table (`constrain`, `shortlist`)."""
+    return {k: spec[k] for k in ("constrain", "shortlist") if k in spec}
 
 
 def llamacpp_manifest_config(
@@ -184,7 +189,7 @@ def llamacpp_manifest_config(
         if not spec.get("adapter"):
             raise EngineError(f"{path}: role {role!r} is a full model; llama.cpp binding needs LoRA roles")
         loras[role] = str(cached_gguf_lora(resolve(spec["adapter"], root), base=gguf_base))
-        roles_cfg[role] = {"engine": "base", "adapter": role}
+        roles_cfg[role] = {"engine": "base", "adapter": role, **_decoding(spec)}
     if "planner" in roles_cfg and manifest.get("recipe") == "multi-task":  # one model plays every role
         roles_cfg.setdefault("backbone", dict(roles_cfg["planner"]))
     roles_cfg.setdefault("backbone", {"engine": "base"})
