@@ -61,6 +61,16 @@ CONFIGS = [
         quant="Q8_0",
     ),
     Config(
+        "glpft-qorder-short1-q8",
+        "glpft-qorder",
+        True,
+        "those GLPFT roles (tools by relevance), shortlist of 1: the retriever's choice of API, the caller's "
+        "arguments (planner's turns kept likewise), constrained, Q8_0 base (llama.cpp)",
+        quant="Q8_0",
+        shortlist=1,
+        planner_from="glpft-qorder-constrained-q8",
+    ),
+    Config(
         "glpft-qorder-short2-q8",
         "glpft-qorder",
         True,
