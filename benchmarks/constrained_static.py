@@ -92,6 +92,16 @@ CONFIGS = [
         planner_from="glpft-qorder-constrained-q8",
     ),
     Config(
+        "glpft2-short1-q8",
+        "embedded-glpft",
+        True,
+        "shipped GLPFT roles (2 epochs), shortlist of 1: the retriever's API, the caller's arguments (planner's turns "
+        "kept likewise), constrained, Q8_0 base (llama.cpp)",
+        quant="Q8_0",
+        shortlist=1,
+        planner_from="glpft2-constrained-q8",
+    ),
+    Config(
         "glpft2-short2-q8",
         "embedded-glpft",
         True,
@@ -110,6 +120,16 @@ CONFIGS = [
         quant="Q8_0",
         shortlist=3,
         planner_from="glpft2-constrained-q8",
+    ),
+    Config(
+        "single-short1-q8",
+        "embedded-glpft",
+        True,
+        "single-LLM (the shipped stage 1 as backbone), its grammar limited to the 1 tool most relevant to the query "
+        "not called yet, constrained, Q8_0 base (llama.cpp)",
+        single=True,
+        quant="Q8_0",
+        shortlist=1,
     ),
     Config(
         "single-short2-q8",
