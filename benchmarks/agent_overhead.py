@@ -123,7 +123,7 @@ def run_agents(roles: Roles, cls: Any, trajs, max_steps: int, max_new_tokens: in
             for k in COST_FIELDS:
                 per_role[k] = per_role.get(k, 0) + c.get(k, 0)
                 if k != "seconds" and k != "new_tokens":
-                    totals[k] += c.get(k, 0)
+                    totals[k] = totals.get(k, 0) + c.get(k, 0)
     totals["seconds"] = time.perf_counter() - start
     # CPU seconds beside wall time: the machine is shared, and other jobs' load stretches wall time only
     totals["cpu"] = time.process_time() - cpu
