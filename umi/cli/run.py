@@ -177,6 +177,13 @@ def register(app: typer.Typer) -> None:
         constrain: bool = typer.Option(
             True, "--constrain/--no-constrain", help="Role grammars (umi.format.grammar) on every model call."
         ),
+        shortlist: int | None = typer.Option(
+            None,
+            "--shortlist",
+            min=0,
+            help="The caller's grammar may call only the K tools most relevant to the query not called yet "
+            "(umi.format.relevance.shortlist); 0: every tool. Default: the role configuration's.",
+        ),
     ) -> None:
         """The α-UMi announcement's two scenarios, offline: music discovery, and a broken video API."""
         from umi.demo import SCENARIOS, build_scenario, scripted_roles
@@ -184,6 +191,8 @@ def register(app: typer.Typer) -> None:
 
         names = list(SCENARIOS) if scenario == "all" else [scenario]
         shared_roles = None if scripted else _load_roles(roles)
+        if shared_roles is not None and shortlist is not None:
+            shared_roles.set_shortlist(shortlist)
         if not scripted:
             src = getattr(shared_roles, "source", "") or "embedded"
             trained = src == str(trained_roles_dir())
@@ -207,12 +216,18 @@ def register(app: typer.Typer) -> None:
                     else "none (--no-constrain)"
                 )
             )
+            k = shared_roles.caller.shortlist if shared_roles and shared_roles.caller else 0
+            if constrain and k:
+                console.print(
+                    f"[bold]tool shortlist:[/] the caller may call the {k} tool(s) most relevant to the "
+                    "query not called yet (--shortlist 0: every tool)"
+                )
         for name in names:
             try:
                 s = build_scenario(name)
             except (OSError, ValueError) as exc:
                 fail(str(exc))
-            label = " [SCRIPTED: recorded outputs, not a model]" if scripted else ""
+            label = " [SCRIPTED: hand-written outputs, not a model]" if scripted else ""
             console.rule(f"[bold]{name}{label}")
             console.print(Panel(s.query, title="user", border_style="blue"))
             if s.broken:
