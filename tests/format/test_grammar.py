@@ -95,6 +95,11 @@ def test_grammars_refuse_what_the_format_forbids(tok: tuple[Any, Any]) -> None:
     assert _reject_reason(tok, call, 'Action: search_for_youtube\nAction Input: {"q": "x", "z": 1}', cache)
     assert _reject_reason(tok, call, 'Action: search_for_youtube\nAction Input: {"q": 5}', cache)  # type
     assert caller_grammar(tools) is call  # compiled once per tool set
+    back = backbone_grammar(tools)
+    assert _reject_reason(tok, back, "I will search.\n" + ok, cache) is None
+    assert _reject_reason(tok, back, "I will use Action: the search tool.\n" + ok, cache) is None  # released shape
+    fake = 'I will search.\nAction: YouTube Search\nAction Input: {"q": "x"}\n' + ok  # a fake block in the thought
+    assert _reject_reason(tok, back, fake, cache)
 
 
 def test_a_degenerate_string_is_closed_after_its_token_bound(tok: tuple[Any, Any]) -> None:

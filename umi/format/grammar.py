@@ -52,6 +52,8 @@ GRAMMAR_ROLES: tuple[str, ...] = ("planner", "caller", "summarizer", "backbone")
 #: `Action: ` and `\nAction Input: ` exactly as `caller_text` joins them (one source for both).
 _CALL_HEAD, _CALL_MID = caller_text("\x00", "\x01").replace("\x01", "").split("\x00")
 #: What every route marker starts with (`Next: `): a thought must not contain it.
+#: The word that starts an action block's second line; a backbone thought never writes it.
+_INPUT_WORD = "Input:"
 _MARKER_PREFIX = os.path.commonprefix([NEXT_CALLER, NEXT_CONCLUSION, NEXT_GIVE_UP])
 
 ToolKey = tuple[str, ...]
@@ -180,7 +182,10 @@ def _tail_rules(key: ToolKey, bounds: Bounds) -> list[str]:
 
 @lru_cache(maxsize=256)
 def _backbone_cached(key: ToolKey, family: str, bounds: Bounds, final: bool = False) -> str:
-    forbidden = (*FORBIDDEN_IN_TEXT, CONCLUSION_LABEL, _MARKER_PREFIX)
+    # `Input:` never in a thought (no gold thought of OOD-400 has it): a thought may write `Action: <prose>` as
+    # released thoughts do, but never a whole fake action block that the paper-exact parser would read as the call
+    # and `needs_tail` as a started block (seen with a shortlist: `Action: Bitcoinist News\nAction Input: {…`).
+    forbidden = (*FORBIDDEN_IN_TEXT, CONCLUSION_LABEL, _MARKER_PREFIX, _INPUT_WORD)
     head, concl = literal(_CALL_HEAD), literal(_CONCLUSION_JOIN.lstrip())
     if final:  # the budget's last step: the thought, then the conclusion (`give up.` is one of its answers)
         return LLGUIDANCE_HEADER + "\n".join(
