@@ -326,9 +326,7 @@ def _run_one(cfg: Config, args: argparse.Namespace, keys: list[StepKey]) -> None
         if roles.prompt_budget is None:
             raise SystemExit(f"{cfg.name}: tool_order needs roles with a prompt budget")
         roles.prompt_budget = {**roles.prompt_budget, "tool_order": cfg.tool_order}
-    for binding in (roles.caller, roles.backbone):
-        if binding is not None:
-            binding.shortlist = cfg.shortlist
+    roles.set_shortlist(cfg.shortlist)
     run = run_static(
         args.data,
         roles,

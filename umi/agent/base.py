@@ -21,7 +21,6 @@ from umi.format import (
     render_observation,
     to_tool_doc,
 )
-from umi.format.docs import ToolLike
 from umi.format.grammar import role_grammar
 from umi.format.relevance import shortlist
 from umi.models.base import Completion, CostLedger, GenerationParams
@@ -89,13 +88,8 @@ class AgentBase:
         (`final`: the budget's last step, see `conclude_at_budget`; `history`: what a shortlist ranks by)."""
         if not self.constrained(binding):
             return self.params
-        tools = self.callable_tools(binding, history)
+        tools = shortlist(history, self.tools, binding.shortlist)  # every tool unless the binding has a shortlist
         return replace(self.params, grammar=role_grammar(role, tools, self.roles.family, final=final))
-
-    def callable_tools(self, binding: RoleBinding, history: Sequence[Turn]) -> list[ToolLike]:
-        """The tools `binding`'s grammar may call now: all, or its shortlist (`umi.format.relevance.shortlist`)."""
-        tools: list[ToolLike] = list(self.tools)
-        return shortlist(history, tools, binding.shortlist) if binding.shortlist else tools
 
     @staticmethod
     def _final_flag(c: Completion, final: bool) -> dict[str, bool]:

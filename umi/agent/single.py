@@ -10,6 +10,7 @@ from umi.agent.episode import Episode
 from umi.agent.marker import finish_backbones, needs_tail
 from umi.agent.trace import TraceWriter
 from umi.format import backbone_prompt, caller_text, parse_backbone, planner_text, render_observation
+from umi.format.relevance import shortlist
 from umi.models.base import CostLedger
 from umi.models.roles import Roles
 from umi.schema import ToolDoc, ToolSpec, Turn
@@ -50,7 +51,7 @@ class SingleLLMAgent(AgentBase):
             flag = self._final_flag(c, final)
             if needs_tail(c):  # cut inside the thought: one call under the tail grammar writes the action
                 self._record(trace, eid, step, "backbone", prompt, c, {"cut_by_token_cap": True, **flag})
-                tools = self.callable_tools(backbone, history)
+                tools = shortlist(history, self.tools, backbone.shortlist)
                 done = finish_backbones(backbone, [prompt], [c.text], [tools], self.params, final=final)[0]
                 prompt, c, text = done.prompt, done.completion, done.text
                 ledger.add("backbone", [c])

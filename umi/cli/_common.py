@@ -68,3 +68,14 @@ def cost_table(costs: dict[str, dict[str, float]], title: str = "") -> Table:
         cells = [f"{t.get(k, 0):.2f}" if k == "seconds" else str(int(t.get(k, 0))) for k, _ in COST_COLUMNS]
         table.add_row(role, *cells)
     return table
+
+
+def shortlist_option() -> Any:
+    """`--shortlist K`, one definition for every command that runs the agent or an evaluation."""
+    return typer.Option(
+        None,
+        "--shortlist",
+        min=0,
+        help="The caller's (backbone's) grammar may call only the K tools most relevant to the query not called yet "
+        "(umi.format.relevance.shortlist); 0: every tool. Default: the role configuration's.",
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from umi.cli._common import console, cost_table, fail, print_json_last, task_bar
+from umi.cli._common import console, cost_table, fail, print_json_last, shortlist_option, task_bar
 
 eval_app = typer.Typer(no_args_is_help=True)
 
@@ -50,13 +50,7 @@ def static(
         "--gold-thought",
         help="Diagnostic: skip the planner; the caller and summarizer get the gold planner turn (Plan ACC is 100).",
     ),
-    shortlist: int | None = typer.Option(
-        None,
-        "--shortlist",
-        min=0,
-        help="The caller's (backbone's) grammar may call only the K tools most relevant to the query not called yet "
-        "(umi.format.relevance.shortlist); 0: every tool. Default: the role configuration's.",
-    ),
+    shortlist: int | None = shortlist_option(),
     planner_from: Path | None = typer.Option(
         None,
         "--planner-from",
@@ -258,13 +252,7 @@ def live(
     constrain: bool = typer.Option(
         True, "--constrain/--no-constrain", help="Role grammars (umi.format.grammar) on every model call."
     ),
-    shortlist: int | None = typer.Option(
-        None,
-        "--shortlist",
-        min=0,
-        help="The caller's (backbone's) grammar may call only the K tools most relevant to the query not called yet "
-        "(umi.format.relevance.shortlist); 0: every tool. Default: the role configuration's.",
-    ),
+    shortlist: int | None = shortlist_option(),
 ) -> None:
     """Whole tasks against executable tools, scored by the suite's own checker (BFCL) or SoPR (StableToolBench).
 

@@ -8,7 +8,7 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from umi.cli._common import console, cost_table, fail, print_json_last
+from umi.cli._common import console, cost_table, fail, print_json_last, shortlist_option
 
 ROLE_STYLE = {"planner": "cyan", "caller": "magenta", "summarizer": "green", "backbone": "cyan", "tool": "yellow"}
 
@@ -96,16 +96,12 @@ def register(app: typer.Typer) -> None:
         constrain: bool = typer.Option(
             True, "--constrain/--no-constrain", help="Role grammars (umi.format.grammar) on every model call."
         ),
-        shortlist: int | None = typer.Option(
-            None,
-            "--shortlist",
-            min=0,
-            help="The caller's (backbone's) grammar may call only the K tools most relevant to the query not called "
-            "yet (umi.format.relevance.shortlist); 0: every tool. Default: the role configuration's.",
-        ),
+        shortlist: int | None = shortlist_option(),
     ) -> None:
         """Run the agent on one query, showing each role's output live, then the answer and the cost table."""
         from umi.tools.base import Executor
+
+        settings = (roles, single, dfsdt, max_steps, max_new_tokens, trace, as_json, constrain, shortlist)
 
         if mcp:
             from umi.tools.mcp import MCPError, MCPTools
@@ -117,20 +113,7 @@ def register(app: typer.Typer) -> None:
             except MCPError as exc:
                 fail(str(exc))
             with session:
-                _run_one(
-                    query,
-                    session.specs,
-                    session,
-                    roles,
-                    single,
-                    dfsdt,
-                    max_steps,
-                    max_new_tokens,
-                    trace,
-                    as_json,
-                    constrain,
-                    shortlist,
-                )
+                _run_one(query, session.specs, session, *settings)
             return
         if tools is None:
             fail('give --tools FILE (with --replay or --toolbench-url), or --mcp "COMMAND ARGS"')
@@ -147,20 +130,7 @@ def register(app: typer.Typer) -> None:
             executor = ReplayCache.from_recorded(replay, specs=specs)
         else:
             fail("give --replay FILE (recorded responses) or --toolbench-url URL so tool calls have somewhere to go")
-        _run_one(
-            query,
-            specs,
-            executor,
-            roles,
-            single,
-            dfsdt,
-            max_steps,
-            max_new_tokens,
-            trace,
-            as_json,
-            constrain,
-            shortlist,
-        )
+        _run_one(query, specs, executor, *settings)
 
     @app.command()
     def demo(
@@ -177,13 +147,7 @@ def register(app: typer.Typer) -> None:
         constrain: bool = typer.Option(
             True, "--constrain/--no-constrain", help="Role grammars (umi.format.grammar) on every model call."
         ),
-        shortlist: int | None = typer.Option(
-            None,
-            "--shortlist",
-            min=0,
-            help="The caller's grammar may call only the K tools most relevant to the query not called yet "
-            "(umi.format.relevance.shortlist); 0: every tool. Default: the role configuration's.",
-        ),
+        shortlist: int | None = shortlist_option(),
     ) -> None:
         """The α-UMi announcement's two scenarios, offline: music discovery, and a broken video API."""
         from umi.demo import SCENARIOS, build_scenario, scripted_roles

@@ -39,7 +39,6 @@ from umi.format import (
     step_text,
     summarizer_prompt,
 )
-from umi.format.docs import ToolLike
 from umi.format.grammar import role_grammar
 from umi.format.relevance import shortlist
 from umi.models.base import Completion, CostLedger, GenerationParams, add_costs
@@ -85,12 +84,6 @@ class StaticRun:
     costs: dict[str, dict[str, float]] | None = None  # per role, summed over every run into this folder
 
 
-def callable_tools(binding: RoleBinding, step: Step) -> list[ToolLike]:
-    """The tools `binding`'s grammar may call at `step`: all, or its shortlist by the step's history (as the
-    agent does, `umi.format.relevance.shortlist`)."""
-    return shortlist(step.history, step.tools, binding.shortlist) if binding.shortlist else list(step.tools)
-
-
 def complete_constrained(
     role: str,
     binding: RoleBinding,
@@ -107,7 +100,7 @@ def complete_constrained(
         return binding.complete(prompts, params)
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(steps):
-        groups.setdefault(role_grammar(role, callable_tools(binding, s), family), []).append(i)
+        groups.setdefault(role_grammar(role, shortlist(s.history, s.tools, binding.shortlist), family), []).append(i)
     out: dict[int, Completion] = {}
     for grammar, idx in groups.items():
         done = binding.complete([prompts[i] for i in idx], replace(params, grammar=grammar))  # enforced or raises
@@ -280,7 +273,7 @@ def predict_single(
         roles.get("backbone"),
         [prompts[i] for i in cut],
         [texts[i] for i in cut],
-        [callable_tools(roles.get("backbone"), steps[i]) for i in cut],
+        [shortlist(steps[i].history, steps[i].tools, roles.get("backbone").shortlist) for i in cut],
         params,
     )
     for i, d in zip(cut, done, strict=True):

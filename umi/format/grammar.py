@@ -51,9 +51,9 @@ GRAMMAR_ROLES: tuple[str, ...] = ("planner", "caller", "summarizer", "backbone")
 
 #: `Action: ` and `\nAction Input: ` exactly as `caller_text` joins them (one source for both).
 _CALL_HEAD, _CALL_MID = caller_text("\x00", "\x01").replace("\x01", "").split("\x00")
-#: What every route marker starts with (`Next: `): a thought must not contain it.
 #: The word that starts an action block's second line; a backbone thought never writes it.
 _INPUT_WORD = "Input:"
+#: What every route marker starts with (`Next: `): a thought must not contain it.
 _MARKER_PREFIX = os.path.commonprefix([NEXT_CALLER, NEXT_CONCLUSION, NEXT_GIVE_UP])
 
 ToolKey = tuple[str, ...]
