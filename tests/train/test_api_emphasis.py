@@ -62,11 +62,11 @@ def test_weighted_objective_is_the_same_packed_or_padded(tiny_base: Path) -> Non
     with torch.no_grad():
         padded = plain = torch.tensor(0.0)
         for i in range(len(rows)):
-            ce, w, _ = token_losses(model, _batch(enc, [i], int(tok.pad_token_id), False))
+            ce, w, *_ = token_losses(model, _batch(enc, [i], int(tok.pad_token_id), False))
             assert w is not None and w.shape == ce.shape
             padded, plain = padded + (ce * w).sum(), plain + ce.sum()
         pack = plan_packs(rows, enc, max_tokens=100_000)[0]
-        ce, w, _ = token_losses(model, collate_pack(pack, enc))
+        ce, w, *_ = token_losses(model, collate_pack(pack, enc))
         assert w is not None and int((w == 5.0).sum()) == sum(e.weights.count(5.0) for e in enc if e.weights)
         packed = (ce * w).sum()
     assert torch.allclose(packed, padded, rtol=1e-4), (packed, padded)

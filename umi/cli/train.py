@@ -80,6 +80,12 @@ def train_command(
         help="Weight of a token-level unlikelihood term against the previous call's API where the step calls "
         "another (default 0: off).",
     ),
+    name_rank: float | None = typer.Option(
+        None,
+        "--name-rank",
+        help="Weight of a ranking loss over the task's API names where the target names the step's API "
+        "(default 0: off; needs a prefix-packed preset such as cpu-epoch).",
+    ),
     only: list[str] | None = typer.Option(
         None,
         "--only",
@@ -108,6 +114,7 @@ def train_command(
         ("lora_top_fraction", lora_top_fraction),
         ("api_name_weight", api_name_weight),
         ("unlikelihood", unlikelihood),
+        ("name_rank", name_rank),
     ):
         if value is not None:
             overrides[key] = value

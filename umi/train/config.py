@@ -58,6 +58,9 @@ class TrainConfig(BaseModel):
     # Weight of the token-level unlikelihood term against the previous call's API at the step's decision token
     # (0: off; `umi.train.data`). Aimed at the measured failure: trained roles call the previous API again.
     unlikelihood: float = 0.0
+    # Weight of the name-ranking loss (0: off; `umi.train.name_rank`): the cross-entropy of the step's API among the
+    # task's API names, each scored as a whole where the target first spells the step's API. Prefix packing only.
+    name_rank: float = 0.0
     threads: int | None = None  # torch intra-op threads (None: torch's default)
     group_by_length: bool = True
     compat: bool = False  # the reference's `system: ` input prefix

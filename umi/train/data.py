@@ -38,7 +38,9 @@ from typing import Any
 import torch
 
 from umi.format import END_OF_TURN, TRAIN_SYSTEM_PREFIX, parse_action
+from umi.format.docs import tool_names
 from umi.schema import Row
+from umi.train.name_rank import NameChoice, name_choice
 
 IGNORE = -100
 
@@ -56,6 +58,8 @@ class Encoded:
     #: Aligned with `labels`: at a decision token the token whose probability the unlikelihood term pushes down
     #: (the previous call's spelling), -100 elsewhere; None: no such term in this row.
     unlikely: list[int] | None = None
+    #: The row's name-ranking group (`umi.train.name_rank`; None: no ranking term in this row).
+    choice: NameChoice | None = None
 
     @property
     def target_tokens(self) -> int:
@@ -140,9 +144,11 @@ def encode_row(
     api_name_weight: float = 1.0,
     emphasis: Sequence[str] = (),
     unlikelihood: bool = False,
+    name_rank: bool = False,
 ) -> Encoded:
     """Tokenize one row (see the module docstring for the layout, the truncation rule, API-name emphasis and the
-    unlikelihood term, which `unlikelihood` turns on for the row's first `emphasis` name)."""
+    unlikelihood term, which `unlikelihood` turns on for the row's first `emphasis` name; `name_rank` gives the row
+    its name-ranking group for that name among the row's tools, `umi.train.name_rank`)."""
     prompt_text = (TRAIN_SYSTEM_PREFIX if compat else "") + row.input
     prompt: list[int] = tokenizer(prompt_text, add_special_tokens=True)["input_ids"]
     target = target_ids(tokenizer, row.target)
@@ -167,7 +173,14 @@ def encode_row(
         marks = unlikely_tokens(tokenizer, row.target, emphasis[0], previous)[: len(target)]
         if any(x != IGNORE for x in marks):
             unlikely = [IGNORE] * len(prompt) + marks + [IGNORE] * (len(target) - len(marks))
-    return Encoded(prompt + target, [IGNORE] * len(prompt) + list(target), prompt_cut, target_cut, weights, unlikely)
+    choice = None
+    if name_rank and emphasis:
+        names = [n for n in tool_names(row.tools) if n != "Finish"]
+        choice = name_choice(tokenizer, row.target, emphasis[0], names)
+        if choice is not None and choice.at + max(len(c) for c in choice.candidates) > len(target):
+            choice = None  # a cut target: the name's tokens are not all there
+    labels = [IGNORE] * len(prompt) + list(target)
+    return Encoded(prompt + target, labels, prompt_cut, target_cut, weights, unlikely, choice)
 
 
 def encode_rows(
@@ -179,9 +192,10 @@ def encode_rows(
     api_name_weight: float = 1.0,
     emphasis: Sequence[Sequence[str]] | None = None,
     unlikelihood: bool = False,
+    name_rank: bool = False,
 ) -> list[Encoded]:
     """`encode_row` over rows; `emphasis[i]`: row i's step call (`step_call_names`), weighted and, with
-    `unlikelihood`, contrasted with the previous call."""
+    `unlikelihood`, contrasted with the previous call, with `name_rank` ranked among the row's tools."""
     names = emphasis if emphasis is not None else [()] * len(rows)
     return [
         encode_row(
@@ -192,6 +206,7 @@ def encode_rows(
             api_name_weight=api_name_weight,
             emphasis=n,
             unlikelihood=unlikelihood,
+            name_rank=name_rank,
         )
         for r, n in zip(rows, names, strict=True)
     ]

@@ -35,6 +35,7 @@ from umi.train.checkpoint import checkpoints, load_checkpoint, read_metrics, sav
 from umi.train.config import TrainConfig
 from umi.train.data import IGNORE, Encoded, collate, collate_packed, encode_rows, pack_plan, plan_epoch
 from umi.train.model import load_model, load_tokenizer, prepare_model, save_result
+from umi.train.name_rank import rank_losses
 from umi.train.prefix_pack import Pack, collate_pack, order_packs, plan_packs, use_pack_attention
 
 console = Console(stderr=True, soft_wrap=True)
@@ -120,11 +121,14 @@ def _target_count(batch: dict[str, torch.Tensor]) -> int:
 
 class TokenLosses(NamedTuple):
     """Per loss position (1D, aligned): the cross-entropy, the loss weight (None: all 1) and the unlikelihood
-    term `-log(1 - p(unlikely token))` (0 where a position has none; None when the batch has none)."""
+    term `-log(1 - p(unlikely token))` (0 where a position has none; None when the batch has none); per name-ranking
+    group the ranking cross-entropy and how many groups rank the gold name first (None / 0 when the batch has none)."""
 
     ce: torch.Tensor
     weights: torch.Tensor | None
     unlikely: torch.Tensor | None
+    rank: torch.Tensor | None = None
+    rank_hits: int = 0
 
 
 def _unlikelihood(logits: torch.Tensor, unlikely: torch.Tensor | None) -> torch.Tensor | None:
@@ -144,12 +148,20 @@ def token_losses(model: Any, batch: dict[str, torch.Tensor], *, lm_head_at_loss:
     if "targets" in batch:
         positions, targets = batch.pop("loss_positions"), batch.pop("targets")
         weights, unlikely = batch.pop("weights", None), batch.pop("unlikely", None)
+        rank = {k: batch.pop(k) for k in ("rank_at", "rank_tokens", "rank_group", "rank_candidate") if k in batch}
+        keep = torch.cat([positions, rank["rank_at"]]) if rank else positions
         if lm_head_at_loss:
-            logits = model(**batch, use_cache=False, logits_to_keep=positions).logits[0].float()
+            logits = model(**batch, use_cache=False, logits_to_keep=keep).logits[0].float()
         else:
-            logits = model(**batch, use_cache=False).logits[0, positions].float()
-        ce = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
-        return TokenLosses(ce, weights, _unlikelihood(logits, unlikely))
+            logits = model(**batch, use_cache=False).logits[0, keep].float()
+        n = len(positions)
+        ce = torch.nn.functional.cross_entropy(logits[:n], targets, reduction="none")
+        losses = TokenLosses(ce, weights, _unlikelihood(logits[:n], unlikely))
+        if not rank:
+            return losses
+        lp = torch.log_softmax(logits[n:], -1).gather(-1, rank["rank_tokens"][:, None]).squeeze(-1)
+        group_ce, hits = rank_losses(lp, rank["rank_group"], rank["rank_candidate"])
+        return losses._replace(rank=group_ce, rank_hits=hits)
     shifted = batch.pop("shifted")
     shifted_weights = batch.pop("shifted_weights", None)
     shifted_unlikely = batch.pop("shifted_unlikely", None)
@@ -231,6 +243,8 @@ def train(
     _seed_all(config.seed)
     tokenizer = load_tokenizer(base)
     model = prepare_model(load_model(base), config)
+    if config.name_rank and not config.prefix_packing:
+        raise ValueError("name_rank scores candidates as branches of a prefix pack: use prefix_packing (cpu-epoch)")
     if config.prefix_packing:
         use_pack_attention(model)  # each pack segment on its own instead of one masked T x T attention
     encoded = encode_rows(
@@ -241,6 +255,7 @@ def train(
         api_name_weight=config.api_name_weight,
         emphasis=emphasis,
         unlikelihood=bool(config.unlikelihood),
+        name_rank=bool(config.name_rank),
     )
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -283,16 +298,23 @@ def train(
                 for m in plan[step * config.grad_accum :][: config.grad_accum]
             ]
             n_target = sum(_target_count(b) for b in micro)
-            loss_sum = 0.0
+            loss_sum = rank_sum = 0.0
+            rank_groups = rank_hits = 0
             for batch in micro:
                 batch = {k: v.to(accelerator.device) for k, v in batch.items()}
                 tokens_in = int(batch["input_ids"].numel()) if "targets" in batch else None
                 with accelerator.accumulate(model):
-                    per_token, weights, unlikely = token_losses(model, batch, lm_head_at_loss=config.lm_head_at_loss)
+                    per_token, weights, unlikely, rank, hits = token_losses(
+                        model, batch, lm_head_at_loss=config.lm_head_at_loss
+                    )
                     ce = per_token.sum()  # logged unweighted, so losses compare across runs
                     objective = ce if weights is None else (per_token * weights).sum()
                     if unlikely is not None and config.unlikelihood:
                         objective = objective + config.unlikelihood * unlikely.sum()
+                    if rank is not None:
+                        objective = objective + config.name_rank * rank.sum()
+                        rank_sum += float(rank.detach().sum())
+                        rank_groups, rank_hits = rank_groups + len(rank), rank_hits + hits
                     # accelerate divides by grad_accum in backward; scaling back gives the step's token mean.
                     accelerator.backward(objective / max(n_target, 1) * config.grad_accum)
                     if accelerator.sync_gradients and config.max_grad_norm:
@@ -318,6 +340,8 @@ def train(
                 "target_tokens_per_s": seen_targets / elapsed,
                 "elapsed_s": before + elapsed,
             }
+            if rank_groups:  # name ranking: mean cross-entropy and how often gold ranked first (teacher-forced)
+                record |= {"name_rank_loss": rank_sum / rank_groups, "name_rank_acc": rank_hits / rank_groups}
             history.append(record)
             if main:
                 with (out / "metrics.jsonl").open("a") as f:

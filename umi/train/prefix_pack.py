@@ -16,8 +16,9 @@ Two details keep it exact:
 
 **Segment attention** (`PACK_ATTENTION`, set by `use_pack_attention`, which `umi.train.loop.train` does for
 prefix-packed runs). With the 4D mask, SDPA computes a score for every (query, key) pair of the pack and masks
-most of them away: branches never see each other. The pack also carries its `pack_segments` (start, end, LCP
-per segment), and the attention function computes each segment on its own: the base with `is_causal`, each
+most of them away: branches never see each other. The pack also carries its `pack_segments` (start, end, LCP,
+parent start, parent length per segment: a name-ranking branch, `umi.train.name_rank`, also sees a span of its row's
+own segment), and the attention function computes each segment on its own: the base with `is_causal`, each
 branch's queries against the keys of its prefix plus its own, causal at the end. The same function as the mask,
 for the work the mask leaves: 1.4x forward + backward on a 2,075-token planner pack (one thread, LoRA on the upper
 quarter). Without `pack_segments` (generation, separate rows) it is transformers' SDPA path unchanged. Sliding-window
@@ -46,6 +47,7 @@ import torch.nn.functional as F
 
 from umi.schema import Row
 from umi.train.data import IGNORE, Encoded
+from umi.train.name_rank import rank_layout
 
 
 @dataclass
@@ -114,8 +116,10 @@ def order_packs(packs: Sequence[Pack], *, seed: int, epoch: int) -> list[Pack]:
 def collate_pack(pack: Pack, encoded: Sequence[Encoded], dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
     """`input_ids`, `position_ids` and a 4D additive `attention_mask` of shape (1, 1, T, T), plus
     `loss_positions` (1D) and `targets` (the next token at each of those positions), `pack_segments` (start, end,
-    LCP of each segment, for `pack_attention`), `weights` (each loss position's weight) when a row carries
-    API-name emphasis, and `unlikely` (each loss position's unlikelihood token, -100 for none) when a row has one."""
+    LCP, parent start, parent length of each segment, for `pack_attention`), `weights` (each loss position's weight)
+    when a row carries API-name emphasis, `unlikely` (each loss position's unlikelihood token, -100 for none) when
+    a row has one, and the name-ranking tensors `rank_at` / `rank_tokens` / `rank_group` / `rank_candidate` when a
+    row carries a `NameChoice` (`umi.train.name_rank`: its candidate branches follow the rows' segments)."""
     base = encoded[pack.base]
     ids: list[int] = list(base.input_ids)
     pos: list[int] = list(range(len(base.input_ids)))
@@ -124,7 +128,9 @@ def collate_pack(pack: Pack, encoded: Sequence[Encoded], dtype: torch.dtype = to
     w = [*(base.weights or [1.0] * len(base.labels))[1:], 1.0]
     contrasted = any(encoded[i].unlikely for i in [pack.base, *(i for i, _ in pack.branches)])
     u = [*(base.unlikely or [IGNORE] * len(base.labels))[1:], IGNORE]
-    spans: list[tuple[int, int, int]] = []  # (start, end, lcp) of each branch segment
+    # (start, end, lcp, parent start, parent length) of each segment after the base
+    spans: list[tuple[int, int, int, int, int]] = []
+    ranked = [(base.choice, _prompt_length(base), (0, 0))] if base.choice else []
     for i, c in pack.branches:
         e = encoded[i]
         start = len(ids)
@@ -133,15 +139,26 @@ def collate_pack(pack: Pack, encoded: Sequence[Encoded], dtype: torch.dtype = to
         nxt.extend([*e.labels[c + 1 :], IGNORE])
         w.extend([*(e.weights or [1.0] * len(e.labels))[c + 1 :], 1.0])
         u.extend([*(e.unlikely or [IGNORE] * len(e.labels))[c + 1 :], IGNORE])
-        spans.append((start, len(ids), c))
+        spans.append((start, len(ids), c, 0, 0))
+        if e.choice:
+            ranked.append((e.choice, _prompt_length(e), (start, c)))
+    rank = rank_layout(ranked, len(ids)) if ranked else None
+    if rank is not None:
+        ids.extend(rank.ids)
+        pos.extend(rank.positions)
+        nxt.extend([IGNORE] * len(rank.ids))
+        w.extend([1.0] * len(rank.ids))
+        u.extend([IGNORE] * len(rank.ids))
+        spans.extend(rank.segments)
     t = len(ids)
     allowed = torch.zeros((t, t), dtype=torch.bool)
     n0 = len(base.input_ids)
     allowed[:n0, :n0] = True
-    for start, end, c in spans:
+    for start, end, c, parent, plen in spans:
         allowed[start:end, :c] = True
+        allowed[start:end, parent : parent + plen] = True
         allowed[start:end, start:end] = True
-    allowed &= torch.ones((t, t), dtype=torch.bool).tril()  # causal inside every segment (prefix lies before)
+    allowed &= torch.ones((t, t), dtype=torch.bool).tril()  # causal inside every segment (prefixes lie before)
     mask = torch.zeros((t, t), dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
     targets = torch.tensor(nxt, dtype=torch.long)
     loss_positions = (targets != IGNORE).nonzero().squeeze(-1)
@@ -151,12 +168,17 @@ def collate_pack(pack: Pack, encoded: Sequence[Encoded], dtype: torch.dtype = to
         "attention_mask": mask[None, None],
         "loss_positions": loss_positions,
         "targets": targets[loss_positions],
-        "pack_segments": torch.tensor([(0, n0, 0), *spans], dtype=torch.long),
+        "pack_segments": torch.tensor([(0, n0, 0, 0, 0), *spans], dtype=torch.long),
     }
     if weighted:
         out["weights"] = torch.tensor(w)[loss_positions]
     if contrasted:
         out["unlikely"] = torch.tensor(u, dtype=torch.long)[loss_positions]
+    if rank is not None and rank.at:
+        out["rank_at"] = torch.tensor(rank.at, dtype=torch.long)
+        out["rank_tokens"] = torch.tensor(rank.tokens, dtype=torch.long)
+        out["rank_group"] = torch.tensor(rank.group, dtype=torch.long)
+        out["rank_candidate"] = torch.tensor(rank.candidate, dtype=torch.long)
     return out
 
 
@@ -198,11 +220,13 @@ def pack_attention(
     if groups > 1:
         key, value = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1)
     outs = []
-    for start, end, lcp in pack_segments.tolist():
-        # the segment's keys indexed by its row's own positions: the prefix's, then its own (the base: a view)
+    for start, end, base_lcp, parent, plen in pack_segments.tolist():
+        # the segment's keys indexed by its row's own positions: the base's prefix, the parent's span (a name-ranking
+        # branch's row), then its own (the base: a view)
+        lcp = base_lcp + plen
         if lcp:
-            k = torch.cat([key[:, :, :lcp], key[:, :, start:end]], 2)
-            v = torch.cat([value[:, :, :lcp], value[:, :, start:end]], 2)
+            k = torch.cat([key[:, :, :base_lcp], key[:, :, parent : parent + plen], key[:, :, start:end]], 2)
+            v = torch.cat([value[:, :, :base_lcp], value[:, :, parent : parent + plen], value[:, :, start:end]], 2)
         else:
             k, v = key[:, :, start:end], value[:, :, start:end]
         q = query[:, :, start:end]

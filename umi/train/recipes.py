@@ -107,9 +107,10 @@ def _stages(recipe: str) -> list[Stage]:
 
 
 def _emphasis(data: Path, rows: Sequence[Row], config: TrainConfig) -> list[list[str]] | None:
-    """Each row's step call (None when neither API-name emphasis nor unlikelihood is on): the names
-    `config.api_name_weight` weights and `config.unlikelihood` contrasts with the previous call."""
-    if config.api_name_weight == 1.0 and not config.unlikelihood:
+    """Each row's step call (None when neither API-name emphasis, unlikelihood nor name ranking is on): the names
+    `config.api_name_weight` weights, `config.unlikelihood` contrasts with the previous call and `config.name_rank`
+    ranks among the task's APIs."""
+    if config.api_name_weight == 1.0 and not config.unlikelihood and not config.name_rank:
         return None
     return step_call_names(rows, select_rows(data, _ROW_SET["caller"], None))
 
