@@ -76,3 +76,27 @@ def tiny_base(
         max_position_embeddings=2048,
         initializer_range=0.3,  # a random lm_head at 0.02 caps every logit near 0: LoRA could not lower the loss
     )
+
+
+@pytest.fixture(scope="session")
+def books() -> Trajectory:
+    """Two calls of two book APIs (`search_for_books`, then `author_for_books`), the second thought naming both:
+    the shape API-name emphasis, unlikelihood and name ranking must tell apart (the step's own call, not the
+    previous one)."""
+    search, author = "search_for_books", "author_for_books"
+    tools = [
+        ToolDoc(Name=search, function="Search books by title.", input={"q": "string, a title"}),
+        ToolDoc(Name=author, function="The author of a book.", input={"id": "string, a book id"}),
+    ]
+    conv = [
+        Turn(role="user", value="Who wrote the best book about rivers?"),
+        Turn(role="assistant", value=f"I call {search} to find river books.\n Next: caller."),
+        Turn(role="caller", value=f'Action: {search}\nAction Input: {{"q": "rivers"}}'),
+        Turn(role="observation", value='{"id": "b7", "title": "River"}'),
+        Turn(role="assistant", value=f"{search} found b7; now {author} gives its author.\n Next: caller."),
+        Turn(role="caller", value=f'Action: {author}\nAction Input: {{"id": "b7"}}'),
+        Turn(role="observation", value='{"author": "Ann"}'),
+        Turn(role="assistant", value="Ann wrote River.\n Next: conclusion."),
+        Turn(role="conclusion", value="River, by Ann."),
+    ]
+    return Trajectory(tools=tools, instruction=conv[0].value, conversations=conv)

@@ -10,36 +10,17 @@ from pathlib import Path
 import torch
 
 from umi.data import build_rows
-from umi.schema import ToolDoc, Trajectory, Turn
+from umi.schema import Trajectory
 from umi.train.data import encode_rows, step_call_names, unlikely_tokens
 from umi.train.loop import _batch, token_losses
 from umi.train.model import load_model, load_tokenizer
 from umi.train.prefix_pack import collate_pack, plan_packs
 
-SEARCH, AUTHOR = "search_for_books", "author_for_books"
+SEARCH, AUTHOR = "search_for_books", "author_for_books"  # the tools of the `books` fixture (conftest)
 
 
-def _trajectory() -> Trajectory:
-    tools = [
-        ToolDoc(Name=SEARCH, function="Search books by title.", input={"q": "string, a title"}),
-        ToolDoc(Name=AUTHOR, function="The author of a book.", input={"id": "string, a book id"}),
-    ]
-    conv = [
-        Turn(role="user", value="Who wrote the best book about rivers?"),
-        Turn(role="assistant", value=f"I call {SEARCH} to find river books.\n Next: caller."),
-        Turn(role="caller", value=f'Action: {SEARCH}\nAction Input: {{"q": "rivers"}}'),
-        Turn(role="observation", value='{"id": "b7", "title": "River"}'),
-        Turn(role="assistant", value=f"{SEARCH} found b7; now {AUTHOR} gives its author.\n Next: caller."),
-        Turn(role="caller", value=f'Action: {AUTHOR}\nAction Input: {{"id": "b7"}}'),
-        Turn(role="observation", value='{"author": "Ann"}'),
-        Turn(role="assistant", value="Ann wrote River.\n Next: conclusion."),
-        Turn(role="conclusion", value="River, by Ann."),
-    ]
-    return Trajectory(tools=tools, instruction=conv[0].value, conversations=conv)
-
-
-def test_step_call_names_follow_the_step_not_every_name_in_the_thought(tiny_base: Path) -> None:
-    rows = build_rows([_trajectory()])
+def test_step_call_names_follow_the_step_not_every_name_in_the_thought(books: Trajectory, tiny_base: Path) -> None:
+    rows = build_rows([books])
     assert step_call_names(rows.planner, rows.caller) == [[SEARCH], [AUTHOR], []]
     assert step_call_names(rows.caller, rows.caller) == [[SEARCH], [AUTHOR]]
     tok = load_tokenizer(str(tiny_base))
@@ -52,8 +33,8 @@ def test_step_call_names_follow_the_step_not_every_name_in_the_thought(tiny_base
     assert encode_rows(rows.planner, tok, 4096, emphasis=names)[0].weights is None  # weight 1: plain mean
 
 
-def test_weighted_objective_is_the_same_packed_or_padded(tiny_base: Path) -> None:
-    row_sets = build_rows([_trajectory()])
+def test_weighted_objective_is_the_same_packed_or_padded(books: Trajectory, tiny_base: Path) -> None:
+    row_sets = build_rows([books])
     rows = row_sets.planner
     tok = load_tokenizer(str(tiny_base))
     names = step_call_names(rows, row_sets.caller)
@@ -73,8 +54,8 @@ def test_weighted_objective_is_the_same_packed_or_padded(tiny_base: Path) -> Non
     assert float(packed) > float(plain) * 1.01  # the weight really changes the objective
 
 
-def test_unlikelihood_marks_the_decision_token_against_the_previous_call(tiny_base: Path) -> None:
-    rows = build_rows([_trajectory()])
+def test_unlikelihood_marks_the_decision_token_against_the_previous_call(books: Trajectory, tiny_base: Path) -> None:
+    rows = build_rows([books])
     tok = load_tokenizer(str(tiny_base))
     for role_rows in (rows.planner, rows.caller):
         names = step_call_names(role_rows, rows.caller)
@@ -92,8 +73,10 @@ def test_unlikelihood_marks_the_decision_token_against_the_previous_call(tiny_ba
     assert unlikely_tokens(tok, "no name here", AUTHOR, SEARCH) == []
 
 
-def test_unlikelihood_term_is_the_same_packed_or_padded_and_lowers_the_previous_call(tiny_base: Path) -> None:
-    rows = build_rows([_trajectory()])
+def test_unlikelihood_term_is_the_same_packed_or_padded_and_lowers_the_previous_call(
+    books: Trajectory, tiny_base: Path
+) -> None:
+    rows = build_rows([books])
     tok = load_tokenizer(str(tiny_base))
     enc = encode_rows(rows.planner, tok, 4096, emphasis=step_call_names(rows.planner, rows.caller), unlikelihood=True)
     model = load_model(str(tiny_base))
@@ -115,7 +98,7 @@ def test_unlikelihood_term_is_the_same_packed_or_padded_and_lowers_the_previous_
     assert p_after < p_before, (float(p_before), float(p_after))
 
 
-def test_unlikelihood_reaches_training_through_the_cli(tiny_base: Path, tmp_path: Path) -> None:
+def test_unlikelihood_reaches_training_through_the_cli(books: Trajectory, tiny_base: Path, tmp_path: Path) -> None:
     """`--unlikelihood` is recorded in the manifest and changes the gradient: same first (plain) loss, different
     third (the preset's warm-up makes the first step's learning rate 0). The weight is large because a random tiny
     model gives the previous call's token p ≈ 4e-4, so its term's gradient is small at any sane weight."""
@@ -126,7 +109,7 @@ def test_unlikelihood_reaches_training_through_the_cli(tiny_base: Path, tmp_path
     from umi.train.manifest import load_manifest
 
     data = tmp_path / "rows"
-    sets = build_rows([_trajectory()] * 4)
+    sets = build_rows([books] * 4)
     for name in ("backbone", "planner", "caller", "summarizer", "multitask"):
         write_rows(data / f"{name}.json", sets.get(name))
     args = ["train", "single", "--base", str(tiny_base), "--data", str(data), "--max-steps", "3", "--micro-batch", "2"]

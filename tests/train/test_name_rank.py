@@ -10,34 +10,22 @@ import pytest
 import torch
 
 from umi.data import build_rows
-from umi.schema import ToolDoc, Trajectory, Turn
+from umi.schema import ToolDoc, Trajectory
 from umi.train.data import encode_rows, step_call_names
 from umi.train.loop import token_losses
 from umi.train.model import load_model, load_tokenizer
 from umi.train.name_rank import name_choice
 from umi.train.prefix_pack import collate_pack, plan_packs, use_pack_attention
 
-SEARCH, AUTHOR, SHOPS = "search_for_books", "author_for_books", "search_for_bookshops"
+SEARCH, AUTHOR = "search_for_books", "author_for_books"  # the tools of the `books` fixture (conftest)
+SHOPS = "search_for_bookshops"
 
 
-def _trajectory() -> Trajectory:
-    tools = [
-        ToolDoc(Name=SEARCH, function="Search books by title.", input={"q": "string, a title"}),
-        ToolDoc(Name=AUTHOR, function="The author of a book.", input={"id": "string, a book id"}),
-        ToolDoc(Name=SHOPS, function="Shops that sell a book.", input={"id": "string, a book id"}),
-    ]
-    conv = [
-        Turn(role="user", value="Who wrote the best book about rivers?"),
-        Turn(role="assistant", value=f"I call '{SEARCH}' to find river books.\n Next: caller."),
-        Turn(role="caller", value=f'Action: {SEARCH}\nAction Input: {{"q": "rivers"}}'),
-        Turn(role="observation", value='{"id": "b7", "title": "River"}'),
-        Turn(role="assistant", value=f"'{SEARCH}' found b7; now '{AUTHOR}' gives its author.\n Next: caller."),
-        Turn(role="caller", value=f'Action: {AUTHOR}\nAction Input: {{"id": "b7"}}'),
-        Turn(role="observation", value='{"author": "Ann"}'),
-        Turn(role="assistant", value="Ann wrote River, as the observation says in full.\n Next: conclusion."),
-        Turn(role="conclusion", value="River, by Ann."),
-    ]
-    return Trajectory(tools=tools, instruction=conv[0].value, conversations=conv)
+def _with_shops(books: Trajectory) -> Trajectory:
+    """The `books` fixture with a third API whose name has the first API's as a prefix (the token after a name
+    must be scored, or the shorter name would win by stopping early)."""
+    shops = ToolDoc(Name=SHOPS, function="Shops that sell a book.", input={"id": "string, a book id"})
+    return books.model_copy(update={"tools": [*books.tools, shops]})
 
 
 def _separate_scores(model, tok, row, gold: str, names: list[str]) -> list[float]:  # type: ignore[no-untyped-def]
@@ -74,8 +62,8 @@ def test_name_choice_lists_gold_first_and_scores_the_token_after_the_name(tiny_b
 
 
 @pytest.mark.parametrize("attention", ["sdpa", "segments"])
-def test_packed_name_scores_equal_separate_rows(tiny_base: Path, attention: str) -> None:
-    rows = build_rows([_trajectory()])
+def test_packed_name_scores_equal_separate_rows(books: Trajectory, tiny_base: Path, attention: str) -> None:
+    rows = build_rows([_with_shops(books)])
     tok = load_tokenizer(str(tiny_base))
     names = step_call_names(rows.planner, rows.caller)
     enc = encode_rows(rows.planner, tok, 4096, emphasis=names, name_rank=True)
@@ -108,9 +96,9 @@ def test_packed_name_scores_equal_separate_rows(tiny_base: Path, attention: str)
     assert float(ce) == pytest.approx(float(ce_plain), abs=1e-5)
 
 
-def test_name_rank_loss_trains_the_choice(tiny_base: Path) -> None:
+def test_name_rank_loss_trains_the_choice(books: Trajectory, tiny_base: Path) -> None:
     """A few gradient steps on the ranking term alone put the gold name first in both ranked rows."""
-    rows = build_rows([_trajectory()])
+    rows = build_rows([_with_shops(books)])
     tok = load_tokenizer(str(tiny_base))
     enc = encode_rows(rows.planner, tok, 4096, emphasis=step_call_names(rows.planner, rows.caller), name_rank=True)
     batch = collate_pack(plan_packs(rows.planner, enc, max_tokens=100_000)[0], enc)
