@@ -141,11 +141,21 @@ def test_only_trains_one_role_and_resume_writes_the_manifest(tiny_base: Path, ro
     assert (tmp_path / "caller" / "adapter").is_dir() and not (tmp_path / "planner").exists()
     caller_losses = _losses(tmp_path / "caller")
     run_recipe(
-        "glpft", base=str(tiny_base), data=rows_dir, out=tmp_path, config_for=tiny, only=["planner"], resume=True
+        "glpft",
+        base=str(tiny_base),
+        data=rows_dir,
+        out=tmp_path,
+        config_for=tiny,
+        only=["planner"],
+        resume=True,
+        overrides={"lr": 7e-4},  # this process's own setting, for the planner only
     )
     assert (tmp_path / "planner" / "adapter").is_dir() and not (tmp_path / "summarizer").exists()
     manifest = run_recipe("glpft", base=str(tiny_base), data=rows_dir, out=tmp_path, config_for=tiny, resume=True)
     assert manifest is not None and set(manifest.roles) == {"planner", "caller", "summarizer"}
+    # the manifest records what each stage was trained with, not the last invocation's settings
+    assert manifest.hyperparameters["planner"]["lr"] == 7e-4
+    assert manifest.hyperparameters["caller"]["lr"] == tiny("caller").lr != 7e-4
     assert _losses(tmp_path / "caller") == caller_losses  # finished stages are not trained again
     with pytest.raises(ValueError, match="no stage"):
         run_recipe("glpft", base=str(tiny_base), data=rows_dir, out=tmp_path, config_for=tiny, only=["critic"])

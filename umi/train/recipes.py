@@ -227,13 +227,24 @@ def run_recipe(
         roles=roles,  # type: ignore[arg-type]
         data_hash=data_hash([json.dumps([r.as_json_dict() for r in rows[s]]).encode() for s in rows]),
         hyperparameters={
-            s: _hyperparameters(s, len(rows[s]), results[s].steps, c, previous, kept, fresh) for s, c in configs.items()
+            s: _hyperparameters(s, len(rows[s]), results[s].steps, _as_trained(out / s, c), previous, kept, fresh)
+            for s, c in configs.items()
         },
         command=command,
         prompt_budget=budget.as_dict() if budget is not None else None,
     )
     write_json(out / "manifest.json", manifest.model_dump(exclude_none=True))
     return manifest
+
+
+def _as_trained(stage_dir: Path, config: TrainConfig) -> TrainConfig:
+    """The config a stage was trained with (its `config.json`), not this invocation's: stages trained by separate
+    `--only` processes may differ (one role's loss weights), and the manifest must say what each really had."""
+    recorded = stage_dir / "config.json"
+    if not recorded.exists():
+        return config
+    saved = {k: v for k, v in json.loads(recorded.read_text()).items() if k in TrainConfig.model_fields}
+    return TrainConfig.model_validate(saved)
 
 
 def _hyperparameters(
