@@ -51,6 +51,8 @@ ROLE_DIRS = {
     "gemma-glpft": ROOT / "benchmarks/roles/gemma3-glpft/manifest.json",
     "glpft-qorder": ROOT / "benchmarks/roles/smollm2-glpft-qorder/manifest.json",
     "multitask": ROOT / "benchmarks/roles/smollm2-multitask/manifest.json",
+    "one-stage": ROOT / "benchmarks/roles/smollm2-one-stage/manifest.json",
+    "glpft-rank": ROOT / "benchmarks/roles/smollm2-glpft-rank/manifest.json",
 }
 METRICS = ("plan_acc", "act_em", "hallu", "arg_f1", "rouge_l", "valid_calls", "marker_share")
 HEADS = ("Plan ACC", "Act EM", "Hallu", "Arg F1", "ROUGE-L", "valid calls", "planner marker")

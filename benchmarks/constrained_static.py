@@ -40,10 +40,38 @@ from _static_subset import (
 #: caller trained anew on rows whose tools are listed by relevance to the query (`umi data build --tool-order
 #: query`; `--continue-from … --fresh planner --fresh caller --keep summarizer`), kept in
 #: `benchmarks/roles/smollm2-glpft-qorder`; `multitask`: one adapter trained on the union of the three roles' rows
-#: from the base (`umi train multi-task --preset cpu-epoch`), kept in `benchmarks/roles/smollm2-multitask`.
+#: from the base (`umi train multi-task --preset cpu-epoch`), kept in `benchmarks/roles/smollm2-multitask`;
+#: `one-stage`: planner, caller and summarizer each trained from the base on their own rows, no stage 1 (`umi train
+#: one-stage --preset cpu-epoch`), kept in `benchmarks/roles/smollm2-one-stage`; `glpft-rank`: the shipped roles'
+#: stage 1 and summarizer with planner and caller trained anew with name ranking (`--fresh planner --fresh caller
+#: --name-rank 50` for the planner, 10 for the caller), kept in `benchmarks/roles/smollm2-glpft-rank`.
 CONFIGS = [
     FIRST_TOOL,
     LEXICAL,
+    Config(
+        "onestage-constrained-q8",
+        "one-stage",
+        True,
+        "multi-LLM one-stage: planner, caller and summarizer each 1 epoch from the base (no stage 1), constrained, "
+        "Q8_0 base (llama.cpp)",
+        quant="Q8_0",
+    ),
+    Config(
+        "glpft-rank-constrained-q8",
+        "glpft-rank",
+        True,
+        "GLPFT roles, planner and caller 1 epoch with name ranking (weights 50 and 10), constrained, Q8_0 base "
+        "(llama.cpp)",
+        quant="Q8_0",
+    ),
+    Config(
+        "glpft-rank-gold-thought-q8",
+        "glpft-rank",
+        True,
+        "diagnostic: the name-ranking caller given the gold thought, Q8_0 base (llama.cpp)",
+        gold_thought=True,
+        quant="Q8_0",
+    ),
     Config(
         "glpft-qorder-constrained-q8",
         "glpft-qorder",
