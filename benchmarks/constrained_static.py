@@ -65,14 +65,6 @@ CONFIGS = [
         quant="Q8_0",
     ),
     Config(
-        "glpft-rank-gold-thought-q8",
-        "glpft-rank",
-        True,
-        "diagnostic: the name-ranking caller given the gold thought, Q8_0 base (llama.cpp)",
-        gold_thought=True,
-        quant="Q8_0",
-    ),
-    Config(
         "glpft-qorder-constrained-q8",
         "glpft-qorder",
         True,
