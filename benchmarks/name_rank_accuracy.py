@@ -9,7 +9,7 @@ names one": the system's Act EM measures both at once.
 
     umi data build runs/split/test.json --out runs/rows_test_b --budget 0
     python benchmarks/name_rank_accuracy.py --trajectories 60 \
-        --roles base=embedded shipped=umi/assets/roles/smollm2-glpft rank=benchmarks/roles/smollm2-glpft-rank50
+        --roles base=embedded shipped=umi/assets/roles/smollm2-glpft rank=benchmarks/roles/smollm2-glpft-rank
 """
 
 from __future__ import annotations

@@ -117,3 +117,13 @@ def test_name_rank_loss_trains_the_choice(books: Trajectory, tiny_base: Path) ->
     last = token_losses(model, batch)
     assert last.rank is not None
     assert float(last.rank.detach().sum()) < 0.5 * float(first.rank.detach().sum()) and last.rank_hits == 2
+
+
+def test_name_rank_without_prefix_packing_is_refused(books: Trajectory, tiny_base: Path, tmp_path: Path) -> None:
+    from umi.train.config import TrainConfig
+    from umi.train.loop import train
+
+    rows = build_rows([_with_shops(books)]).planner
+    with pytest.raises(ValueError, match="prefix_packing"):
+        train(rows, str(tiny_base), tmp_path / "run", TrainConfig(name_rank=1.0, max_length=512))
+    assert not (tmp_path / "run").exists()  # refused before anything is written

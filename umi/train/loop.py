@@ -233,6 +233,8 @@ def train(
         return finished_run(out)
     if checkpoints(out) and not resume:
         raise FileExistsError(f"{out}: holds checkpoints of an earlier run; pass --resume or use a new --out")
+    if config.name_rank and not config.prefix_packing:
+        raise ValueError("name_rank scores candidates as branches of a prefix pack: use prefix_packing (cpu-epoch)")
     bf16 = config.bf16 if config.bf16 is not None else bf16_is_fast("cuda" if torch.cuda.is_available() else "cpu")
     accelerator = Accelerator(mixed_precision="bf16" if bf16 else "no", gradient_accumulation_steps=config.grad_accum)
     main = accelerator.is_main_process
@@ -243,8 +245,6 @@ def train(
     _seed_all(config.seed)
     tokenizer = load_tokenizer(base)
     model = prepare_model(load_model(base), config)
-    if config.name_rank and not config.prefix_packing:
-        raise ValueError("name_rank scores candidates as branches of a prefix pack: use prefix_packing (cpu-epoch)")
     if config.prefix_packing:
         use_pack_attention(model)  # each pack segment on its own instead of one masked T x T attention
     encoded = encode_rows(
