@@ -23,8 +23,9 @@ from typing import Any
 import torch
 from _results import results_header  # benchmarks/ is on sys.path when run as a script
 
-from umi.train.data import encode_rows, previous_call_name, step_call_names
+from umi.train.data import Encoded, encode_rows, previous_call_name, step_call_names
 from umi.train.model import load_model, load_tokenizer
+from umi.train.name_rank import rank_scores
 from umi.train.prefix_pack import collate_pack, plan_packs, trajectory_key, use_pack_attention
 from umi.train.recipes import select_rows
 
@@ -47,9 +48,7 @@ def planner_model(source: str) -> Any:
     return PeftModel.from_pretrained(model, str(folder / adapter)) if adapter else model
 
 
-def measure(source: str, rows: list[Any], names: list[list[str]], threads: int) -> dict[str, float]:
-    tok = load_tokenizer("embedded")
-    enc = encode_rows(rows, tok, 8192, emphasis=names, name_rank=True)
+def measure(source: str, rows: list[Any], enc: list[Encoded], threads: int) -> dict[str, float]:
     model = planner_model(source).eval()
     use_pack_attention(model)
     torch.set_num_threads(threads)
@@ -68,14 +67,13 @@ def measure(source: str, rows: list[Any], names: list[list[str]], threads: int) 
             group, cand = logits_batch.pop("rank_group"), logits_batch.pop("rank_candidate")
             logits = model(**logits_batch, use_cache=False, logits_to_keep=at).logits[0].float()
         lp = torch.log_softmax(logits, -1).gather(-1, tokens[:, None]).squeeze(-1)
-        for g, i in enumerate(ranked):  # collate_pack ranks the base first, then branches in order
+        best_of = rank_scores(lp, group, cand).argmax(-1).tolist()
+        for i, best in zip(ranked, best_of, strict=True):  # collate_pack ranks the base first, then branches
             choice = enc[i].choice
             assert choice is not None
-            scores = [float(lp[(group == g) & (cand == c)].sum()) for c in range(len(choice.candidates))]
-            best = max(range(len(scores)), key=scores.__getitem__)
             groups += 1
             hits += best == 0
-            chance += 1 / len(scores)
+            chance += 1 / len(choice.candidates)
             prev = previous_call_name(rows[i].history)
             if prev and prev != choice.names[0] and prev in choice.names:
                 prev_groups += 1
@@ -109,11 +107,11 @@ def main() -> None:
             keys.append(k)
     kept = set(keys[: args.trajectories])
     rows = [r for r in planner if trajectory_key(r) in kept]
-    names = step_call_names(rows, callers)
+    enc = encode_rows(rows, load_tokenizer("embedded"), 8192, emphasis=step_call_names(rows, callers), name_rank=True)
     results = []
     for spec in args.roles:
         label, _, source = spec.partition("=")
-        r = measure(source, rows, names, args.threads)
+        r = measure(source, rows, enc, args.threads)
         print(label, r, flush=True)
         results.append((label, source, r))
     lines = [

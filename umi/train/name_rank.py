@@ -143,17 +143,21 @@ def rank_layout(rows: Sequence[tuple[NameChoice, int, tuple[int, int]]], first_i
     return out
 
 
-def rank_losses(log_probs: torch.Tensor, group: torch.Tensor, candidate: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Per group: the cross-entropy of the gold candidate (index 0) over the candidates' summed token log-probs
-    (`log_probs`, one per scored token); and how many groups rank gold first."""
+def rank_scores(log_probs: torch.Tensor, group: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
+    """Each candidate's summed token log-probability (`log_probs`, one per scored token), as a (groups x candidates)
+    matrix, gold in column 0; -inf where a group has fewer candidates."""
     groups, width = int(group.max()) + 1, int(candidate.max()) + 1
     flat = group * width + candidate
     scores = torch.zeros(groups * width, dtype=log_probs.dtype, device=log_probs.device).index_add(0, flat, log_probs)
     present = torch.zeros(groups * width, dtype=torch.bool, device=log_probs.device)
     present[flat] = True
-    scores = scores.masked_fill(~present, float("-inf")).view(groups, width)
-    ce = torch.nn.functional.cross_entropy(
-        scores, torch.zeros(groups, dtype=torch.long, device=scores.device), reduction="none"
-    )
-    hits = int((scores.argmax(-1) == 0).sum())
-    return ce, hits
+    return scores.masked_fill(~present, float("-inf")).view(groups, width)
+
+
+def rank_losses(log_probs: torch.Tensor, group: torch.Tensor, candidate: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Per group: the cross-entropy of the gold candidate (index 0) over the candidates' summed token log-probs
+    (`rank_scores`); and how many groups rank gold first."""
+    scores = rank_scores(log_probs, group, candidate)
+    gold = torch.zeros(scores.shape[0], dtype=torch.long, device=scores.device)
+    ce = torch.nn.functional.cross_entropy(scores, gold, reduction="none")
+    return ce, int((scores.argmax(-1) == 0).sum())
