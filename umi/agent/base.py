@@ -21,6 +21,7 @@ from umi.format import (
     render_observation,
     to_tool_doc,
 )
+from umi.format.docs import ToolLike
 from umi.format.grammar import role_grammar
 from umi.format.relevance import shortlist
 from umi.models.base import Completion, CostLedger, GenerationParams
@@ -31,6 +32,13 @@ from umi.tools.base import DEFAULT_MAX_OBSERVATION, Executor, Observation, ToolC
 
 def turn(role: str, value: str) -> Turn:
     return Turn.model_validate({"from": role, "value": value})
+
+
+def looped_apis(calls: Sequence[ToolCall], limit: int) -> set[str]:
+    """The APIs one of whose exact calls (name and arguments) appears `limit` or more times in `calls`."""
+    if limit <= 0:
+        return set()
+    return {c.name for i, c in enumerate(calls) if sum(1 for d in calls[i:] if d == c) >= limit}
 
 
 class AgentBase:
@@ -82,14 +90,44 @@ class AgentBase:
 
     # -- shared helpers ---------------------------------------------------------------------------------------
     def _params(
-        self, role: str, binding: RoleBinding, final: bool = False, history: Sequence[Turn] = ()
+        self,
+        role: str,
+        binding: RoleBinding,
+        final: bool = False,
+        history: Sequence[Turn] = (),
+        calls: Sequence[ToolCall] = (),
     ) -> GenerationParams:
         """The generation parameters of one role call: the agent's, plus the role's grammar when constrained
-        (`final`: the budget's last step, see `conclude_at_budget`; `history`: what a shortlist ranks by)."""
+        (`final`: the budget's last step, see `conclude_at_budget`; `history`: what a shortlist ranks by; `calls`:
+        the episode's calls so far, see `choices`)."""
         if not self.constrained(binding):
             return self.params
-        tools = shortlist(history, self.tools, binding.shortlist)  # every tool unless the binding has a shortlist
+        tools = self.choices(binding, history, calls)
         return replace(self.params, grammar=role_grammar(role, tools, self.roles.family, final=final))
+
+    def choices(
+        self, binding: RoleBinding, history: Sequence[Turn] = (), calls: Sequence[ToolCall] = ()
+    ) -> list[ToolLike]:
+        """The tools a constrained caller (or backbone) may name at this step: every tool, less the APIs the
+        episode looped on (`looped_apis`: an exact call made `repeat_limit` times), then the binding's shortlist.
+
+        Why: refusing a repeat after the fact (`_execute`) only tells the planner, and a 135M planner reads the
+        refusal and names the same API again (the demo's music scenario did so until its step budget ran out).
+        Leaving the API out of the grammar makes the next call another API — the change of course the refusal
+        asks for. Nothing is left out when that would leave no API to call, and unconstrained roles keep the
+        refusal alone."""
+        looped = looped_apis(calls, self.repeat_limit)
+        tools = [t for t, d in zip(self.tools, self.docs, strict=True) if d.Name not in looped]
+        if not any(to_tool_doc(t).Name != "Finish" for t in tools):
+            tools = self.tools
+        return shortlist(history, tools, binding.shortlist)  # all of them unless the binding has a shortlist
+
+    def _left_out(self, binding: RoleBinding, episode: Episode) -> dict[str, list[str]]:
+        """The trace's mark of a call whose grammar left out looped APIs (see `choices`)."""
+        if not self.constrained(binding):
+            return {}
+        looped = looped_apis(episode.calls, self.repeat_limit)
+        return {"left_out": sorted(looped)} if looped else {}
 
     @staticmethod
     def _final_flag(c: Completion, final: bool) -> dict[str, bool]:
@@ -108,8 +146,9 @@ class AgentBase:
         ledger: CostLedger,
         final: bool = False,
         history: Sequence[Turn] = (),
+        calls: Sequence[ToolCall] = (),
     ) -> Completion:
-        params = self._params(role, binding, final, history)
+        params = self._params(role, binding, final, history, calls)
         completion = binding.complete([prompt], params)[0]  # raises where a grammar is not enforced
         ledger.add(role, [completion])
         return completion

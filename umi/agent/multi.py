@@ -143,7 +143,8 @@ class MultiLLMAgent(AgentBase):
                 family=family,
                 budget=self.budget,
             )
-            c = self._generate("caller", self.roles.get("caller"), prompt, ledger, history=history)
+            caller = self.roles.get("caller")
+            c = self._generate("caller", caller, prompt, ledger, history=history, calls=episode.calls)
             out = parse_caller(c.text)
             text = out.raw.strip()
             problems = list(out.problems)
@@ -159,7 +160,12 @@ class MultiLLMAgent(AgentBase):
                 "caller",
                 prompt,
                 c,
-                {"action": out.action, "arguments": out.arguments, "attempt": attempt},
+                {
+                    "action": out.action,
+                    "arguments": out.arguments,
+                    "attempt": attempt,
+                    **self._left_out(caller, episode),
+                },
                 problem or None,
             )
             if not problem:

@@ -10,7 +10,6 @@ from umi.agent.episode import Episode
 from umi.agent.marker import finish_backbones, needs_tail
 from umi.agent.trace import TraceWriter
 from umi.format import backbone_prompt, caller_text, parse_backbone, planner_text, render_observation
-from umi.format.relevance import shortlist
 from umi.models.base import CostLedger
 from umi.models.roles import Roles
 from umi.schema import ToolDoc, ToolSpec, Turn
@@ -46,12 +45,12 @@ class SingleLLMAgent(AgentBase):
                 family=family,
                 budget=self.budget,
             )
-            c = self._generate("backbone", backbone, prompt, ledger, final, history)
+            c = self._generate("backbone", backbone, prompt, ledger, final, history, episode.calls)
             text = c.text
             flag = self._final_flag(c, final)
             if needs_tail(c):  # cut inside the thought: one call under the tail grammar writes the action
                 self._record(trace, eid, step, "backbone", prompt, c, {"cut_by_token_cap": True, **flag})
-                tools = shortlist(history, self.tools, backbone.shortlist)
+                tools = self.choices(backbone, history, episode.calls)
                 done = finish_backbones(backbone, [prompt], [c.text], [tools], self.params, final=final)[0]
                 prompt, c, text = done.prompt, done.completion, done.text
                 ledger.add("backbone", [c])
@@ -68,7 +67,14 @@ class SingleLLMAgent(AgentBase):
                 "backbone",
                 prompt,
                 c,
-                {"kind": out.kind, "action": out.action, "arguments": out.arguments, "answer": out.answer, **flag},
+                {
+                    "kind": out.kind,
+                    "action": out.action,
+                    "arguments": out.arguments,
+                    "answer": out.answer,
+                    **flag,
+                    **self._left_out(backbone, episode),
+                },
                 "; ".join(problems) or None,
             )
             thought = out.thought or None
