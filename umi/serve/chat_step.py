@@ -14,7 +14,8 @@ planner reads it, as in a full episode) and the step is tried again, up to `atte
 With output grammars on (`agent_options={"constrain": True}`, where the agent has them) the caller's grammar is
 built from that narrowed tool set, which makes `required` and named calls exact. Without them a weak caller can
 still fail to write a valid call under `required`; the step then
-ends with `kind == "no_call"` and the reason.
+ends with `kind == "no_call"` and the reason. With them, an API the client's task has looped on (the same call
+`repeat_limit` times since the last user message) leaves the caller's grammar, as in a server-side episode.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from typing import Any, Literal
 from umi.agent import MultiLLMAgent
 from umi.agent.trace import TraceRecord
 from umi.format import planner_text, strip_marker, to_tool_doc
-from umi.models.roles import Roles
+from umi.format.docs import ToolLike
+from umi.format.parse import parse_action, parse_arguments
+from umi.models.roles import RoleBinding, Roles
 from umi.schema import ToolSpec, Turn
 from umi.tools.base import Observation, ToolCall
 
@@ -61,6 +64,13 @@ class _RoutedAgent(MultiLLMAgent):
             return forced, planner_text(strip_marker(thought) or None, forced)
         return route, thought
 
+    def choices(
+        self, binding: RoleBinding, history: Sequence[Turn] = (), calls: Sequence[ToolCall] = ()
+    ) -> list[ToolLike]:
+        """The agent's rule (`AgentBase.choices`) over the client's calls: the client runs the tools, so what this
+        task has called is in the history (its caller turns since the last user message), not in the episode."""
+        return super().choices(binding, history, client_calls(history))
+
     def _call(self, history: list[Turn], thought: str, *args: Any) -> None:
         if self.caller_tools is None:
             return super()._call(history, thought, *args)
@@ -72,6 +82,20 @@ class _RoutedAgent(MultiLLMAgent):
             super()._call(history, thought, *args)
         finally:
             self.tools, self.docs, self.names = saved
+
+
+def client_calls(history: Sequence[Turn]) -> list[ToolCall]:
+    """The calls of the history's caller turns after its last user turn (the client's current task)."""
+    start = max((i for i, t in enumerate(history) if t.role == "user"), default=-1) + 1
+    out: list[ToolCall] = []
+    for t in history[start:]:
+        if t.role != "caller":
+            continue
+        name, action_input = parse_action(t.value)
+        arguments, _ = parse_arguments(action_input)
+        if name and arguments is not None:
+            out.append(ToolCall(name, arguments))
+    return out
 
 
 @dataclass
