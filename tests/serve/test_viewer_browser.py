@@ -90,3 +90,32 @@ def test_viewer_lists_runs_shows_steps_and_follows_a_live_run(agent_server, kit,
         page.screenshot(path=str(tmp_path / "viewer.png"), full_page=True)
         browser.close()
     assert (tmp_path / "viewer.png").stat().st_size > 10_000
+
+
+def test_viewer_marks_the_apis_a_looped_episode_left_out(agent_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A caller record whose grammar left a looped API out (the agent's `left_out`, as `umi run` traces it) shows
+    the tag; the caller records before it do not."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from umi.agent.trace import TraceRecord
+    from umi.serve.run_store import RunStore
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    rid = store.create("Top rock artists?", "demo")
+    call = {"name": "artist_search", "arguments": {"q": "rock"}}
+    for step in range(3):
+        parsed: dict = {"action": "artist_search" if step < 2 else "genre_artists", "arguments": {"q": "rock"}}
+        if step == 2:
+            parsed["left_out"] = ["artist_search"]
+        store.add_step(rid, TraceRecord(step=step, role="caller", output="Action: …", parsed=parsed))
+        store.add_step(rid, TraceRecord(step=step, role="tool", tool_call=call, observation="{}"))
+    store.set_status(rid, "answered", answer="Arctic Monkeys")
+    with agent_server(store=store) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(f"{url}/#/runs/{rid}")
+        expect(page.locator(".step")).to_have_count(3)
+        expect(page.locator(".tag-left-out")).to_have_count(1)
+        tag = page.locator(".step").nth(2).locator(".rec-caller .tag-left-out")
+        expect(tag).to_have_text("left out (looped): artist_search")
+        browser.close()

@@ -145,7 +145,9 @@ function recordRow(r) {
     body = [head("planner", el("span", { class: "route", text: "→ " + route })), el("pre", { class: "thought", text: r.output.trim() || "(empty output)" })];
   } else if (r.role === "caller") {
     const p = r.parsed || {};
-    body = [head("caller", p.action ? el("code", { class: "action", text: p.action }) : null),
+    // The agent's loop steering: APIs the grammar left out because the episode looped on them.
+    const leftOut = p.left_out && p.left_out.length ? el("span", { class: "tag-left-out", title: "the episode made this exact call repeat_limit times, so the caller's grammar left the API out", text: "left out (looped): " + p.left_out.join(", ") }) : null;
+    body = [head("caller", [p.action ? el("code", { class: "action", text: p.action }) : null, leftOut]),
       p.arguments ? el("pre", { class: "args", text: JSON.stringify(p.arguments, null, 2) }) : el("pre", { class: "raw", text: r.output.trim() || "(empty output)" })];
   } else if (r.role === "tool") {
     const call = r.tool_call || {};
