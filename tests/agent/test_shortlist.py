@@ -29,6 +29,8 @@ from umi.models.roles import RoleBinding, load_roles
 from umi.schema import ToolDoc
 from umi.tools.base import Observation, ToolCall
 
+from .conftest import make_roles
+
 TOOLS = [
     ToolDoc(Name="exchange_rate_for_fx", function="Currency exchange rates between two currencies.", input={}),
     ToolDoc(Name="search_songs_for_shazam", function="Search songs and artists by name.", input={"q": "string, name"}),
@@ -84,6 +86,14 @@ def test_looped_apis_counts_exact_calls_only() -> None:
     assert looped_apis([a, b, a], 2) == {"a"}
     assert looped_apis([a, a], 3) == set()
     assert looped_apis([a, a], 0) == set()  # no repeat guard, no steering
+
+
+def test_nothing_is_left_out_when_no_other_api_would_remain() -> None:
+    roles = make_roles(["x"])
+    loop = [ToolCall(TOOLS[0].Name, {})] * 2
+    assert MultiLLMAgent(roles, TOOLS, Echo()).looped([], loop) == {TOOLS[0].Name}
+    assert MultiLLMAgent(roles, TOOLS[:1], Echo()).looped([], loop) == set()  # the only API: kept
+    assert MultiLLMAgent(roles, TOOLS[1:], Echo()).looped([], loop) == set()  # not one of this episode's tools
 
 
 @pytest.mark.parametrize("repeat_limit", [2, 99])

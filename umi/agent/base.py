@@ -105,28 +105,34 @@ class AgentBase:
         tools = self.choices(binding, history, calls)
         return replace(self.params, grammar=role_grammar(role, tools, self.roles.family, final=final))
 
+    def looped(self, history: Sequence[Turn], calls: Sequence[ToolCall]) -> set[str]:
+        """The APIs `choices` leaves out at this step: those the episode looped on (`looped_apis` over `calls`: an
+        exact call made `repeat_limit` times), or none where no other API would remain. The chat endpoint, whose
+        client runs the tools, reads the calls from `history` instead (`umi.serve.chat_step`)."""
+        looped = looped_apis(calls, self.repeat_limit) & self.names
+        if not any(d.Name not in looped and d.Name != "Finish" for d in self.docs):
+            return set()
+        return looped
+
     def choices(
         self, binding: RoleBinding, history: Sequence[Turn] = (), calls: Sequence[ToolCall] = ()
     ) -> list[ToolLike]:
-        """The tools a constrained caller (or backbone) may name at this step: every tool, less the APIs the
-        episode looped on (`looped_apis`: an exact call made `repeat_limit` times), then the binding's shortlist.
+        """The tools a constrained caller (or backbone) may name at this step: every tool less the APIs the
+        episode looped on (`looped`), then the binding's shortlist.
 
         Why: refusing a repeat after the fact (`_execute`) only tells the planner, and a 135M planner reads the
         refusal and names the same API again (the demo's music scenario did so until its step budget ran out).
         Leaving the API out of the grammar makes the next call another API — the change of course the refusal
-        asks for. Nothing is left out when that would leave no API to call, and unconstrained roles keep the
-        refusal alone."""
-        looped = looped_apis(calls, self.repeat_limit)
+        asks for. Unconstrained roles keep the refusal alone."""
+        looped = self.looped(history, calls)
         tools = [t for t, d in zip(self.tools, self.docs, strict=True) if d.Name not in looped]
-        if not any(to_tool_doc(t).Name != "Finish" for t in tools):
-            tools = self.tools
         return shortlist(history, tools, binding.shortlist)  # all of them unless the binding has a shortlist
 
-    def _left_out(self, binding: RoleBinding, episode: Episode) -> dict[str, list[str]]:
+    def _left_out(
+        self, binding: RoleBinding, history: Sequence[Turn], calls: Sequence[ToolCall]
+    ) -> dict[str, list[str]]:
         """The trace's mark of a call whose grammar left out looped APIs (see `choices`)."""
-        if not self.constrained(binding):
-            return {}
-        looped = looped_apis(episode.calls, self.repeat_limit)
+        looped = self.looped(history, calls) if self.constrained(binding) else set()
         return {"left_out": sorted(looped)} if looped else {}
 
     @staticmethod

@@ -164,7 +164,7 @@ class MultiLLMAgent(AgentBase):
                     "action": out.action,
                     "arguments": out.arguments,
                     "attempt": attempt,
-                    **self._left_out(caller, episode),
+                    **self._left_out(caller, history, episode.calls),
                 },
                 problem or None,
             )

@@ -73,7 +73,7 @@ class SingleLLMAgent(AgentBase):
                     "arguments": out.arguments,
                     "answer": out.answer,
                     **flag,
-                    **self._left_out(backbone, episode),
+                    **self._left_out(backbone, history, episode.calls),
                 },
                 "; ".join(problems) or None,
             )

@@ -27,9 +27,8 @@ from typing import Any, Literal
 from umi.agent import MultiLLMAgent
 from umi.agent.trace import TraceRecord
 from umi.format import planner_text, strip_marker, to_tool_doc
-from umi.format.docs import ToolLike
 from umi.format.parse import parse_action, parse_arguments
-from umi.models.roles import RoleBinding, Roles
+from umi.models.roles import Roles
 from umi.schema import ToolSpec, Turn
 from umi.tools.base import Observation, ToolCall
 
@@ -64,12 +63,10 @@ class _RoutedAgent(MultiLLMAgent):
             return forced, planner_text(strip_marker(thought) or None, forced)
         return route, thought
 
-    def choices(
-        self, binding: RoleBinding, history: Sequence[Turn] = (), calls: Sequence[ToolCall] = ()
-    ) -> list[ToolLike]:
-        """The agent's rule (`AgentBase.choices`) over the client's calls: the client runs the tools, so what this
+    def looped(self, history: Sequence[Turn], calls: Sequence[ToolCall]) -> set[str]:
+        """The agent's rule (`AgentBase.looped`) over the client's calls: the client runs the tools, so what this
         task has called is in the history (its caller turns since the last user message), not in the episode."""
-        return super().choices(binding, history, client_calls(history))
+        return super().looped(history, client_calls(history))
 
     def _call(self, history: list[Turn], thought: str, *args: Any) -> None:
         if self.caller_tools is None:
