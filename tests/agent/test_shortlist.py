@@ -94,6 +94,7 @@ def test_nothing_is_left_out_when_no_other_api_would_remain() -> None:
     assert MultiLLMAgent(roles, TOOLS, Echo()).looped([], loop) == {TOOLS[0].Name}
     assert MultiLLMAgent(roles, TOOLS[:1], Echo()).looped([], loop) == set()  # the only API: kept
     assert MultiLLMAgent(roles, TOOLS[1:], Echo()).looped([], loop) == set()  # not one of this episode's tools
+    assert MultiLLMAgent(roles, TOOLS, Echo(), steer_loops=False).looped([], loop) == set()  # turned off
 
 
 @pytest.mark.parametrize("repeat_limit", [2, 99])

@@ -61,6 +61,7 @@ class AgentBase:
         budget: PromptBudget | None = None,
         constrain: bool = False,
         conclude_at_budget: bool = True,
+        steer_loops: bool = True,
     ) -> None:
         self.roles = roles
         # The prompt budget: given here, or the one the roles were trained with (their manifest's). Under a budget
@@ -87,6 +88,9 @@ class AgentBase:
         #: summarizer's answer from what the history holds instead of no answer (smolagents answers from memory
         #: at its `max_steps` the same way). One-step drivers (DFSDT branches, the chat endpoint) turn it off.
         self.conclude_at_budget = conclude_at_budget
+        #: Leave an API the episode looped on out of the constrained caller's grammar (`looped`); off, only the
+        #: repeat guard refuses the copies (for tools whose identical calls are meant to repeat, such as polling).
+        self.steer_loops = steer_loops
 
     # -- shared helpers ---------------------------------------------------------------------------------------
     def _params(
@@ -109,6 +113,8 @@ class AgentBase:
         """The APIs `choices` leaves out at this step: those the episode looped on (`looped_apis` over `calls`: an
         exact call made `repeat_limit` times), or none where no other API would remain. The chat endpoint, whose
         client runs the tools, reads the calls from `history` instead (`umi.serve.chat_step`)."""
+        if not self.steer_loops:
+            return set()
         looped = looped_apis(calls, self.repeat_limit) & self.names
         if not any(d.Name not in looped and d.Name != "Finish" for d in self.docs):
             return set()
