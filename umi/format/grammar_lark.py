@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from umi.format.templates import ACTION_INPUT_LABEL, ACTION_LABEL, END_OF_TURN
+from umi.format.templates import END_OF_TURN
 
 #: Every grammar text starts with this line: llama.cpp and vLLM read the rest as an llguidance grammar.
 LLGUIDANCE_HEADER = "%llguidance {}\n"
@@ -75,8 +75,6 @@ def regex_escape_char(ch: str) -> str:
 
 
 _STRING_EXCLUDED = regex_escape_char(END_OF_TURN[0])
-#: The caller's labels, which no argument string or key may contain (see `value_tokens`).
-CALL_LABELS: tuple[str, ...] = (ACTION_LABEL, ACTION_INPUT_LABEL)
 
 
 def at_most(name: str, item: str, n: int) -> list[str]:
@@ -150,18 +148,14 @@ def value_tokens(bounds: Bounds) -> str:
     escape = r'\\["\\\/bfnrt]|\\u[0-9a-fA-F]{4}'
     string_body = f"(?:{stretch[3:-1]}|{escape})"
     ws = bounds.object_whitespace
-    # No `Action:` / `Action Input:` inside a string: the paper-exact parser reads the text after the *last* of
-    # each, so a string holding one would become the call (seen live: `Action: getDetails\nAction Input:
-    # {"Question": "Action: getUserProfile"}` parsed as an unknown API `getUserProfile"\n}`).
-    labels = contains_any(CALL_LABELS)
     return "\n".join(
         [
             'string: "\\"" string_stretch? string_escapes "\\""',
             *at_most("string_escapes", "STRING_ESCAPE string_stretch?", bounds.string_escapes),
             f"string_stretch[max_tokens={bounds.string_tokens}]: STRING_STRETCH",
-            f"STRING_STRETCH: /{stretch}{{1,{bounds.string}}}/ & ~{labels}",
+            f"STRING_STRETCH: /{stretch}{{1,{bounds.string}}}/",
             f"STRING_ESCAPE: /{escape}/",
-            f'FREE_KEY: /"{string_body}{{1,{bounds.free_key}}}"/ & ~{labels}',
+            f'FREE_KEY: /"{string_body}{{1,{bounds.free_key}}}"/',
             f"INTEGER: /-?(?:0|[1-9][0-9]{{0,{d - 1}}})/",
             f"NUMBER: /-?(?:0|[1-9][0-9]{{0,{d - 1}}})(?:\\.[0-9]{{1,{d}}})?(?:[eE][+-]?[0-9]{{1,3}})?/",
             f"WS: /[ \\n]{{1,{ws}}}/",
