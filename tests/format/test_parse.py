@@ -39,6 +39,14 @@ def test_caller_parses_last_action_and_json() -> None:
     assert out.action == "bar" and out.arguments == {"b": "x"} and out.ok
 
 
+def test_a_constrained_callers_label_inside_a_string_stays_an_argument() -> None:
+    text = 'Action: getDetails\nAction Input: {\n  "Question": "Action: getUserProfile"\n}'  # seen live
+    assert parse_caller(text).action == 'getUserProfile"\n}'  # the reference's reading: the last `Action:`
+    out = parse_caller(text, structured=True)
+    assert out.action == "getDetails" and out.arguments == {"Question": "Action: getUserProfile"} and out.ok
+    assert parse_caller("no layout", structured=True).problems  # not the grammar's layout: read as before
+
+
 @pytest.mark.parametrize(
     ("text", "problem"),
     [

@@ -145,7 +145,7 @@ class MultiLLMAgent(AgentBase):
             )
             caller = self.roles.get("caller")
             c = self._generate("caller", caller, prompt, ledger, history=history, calls=episode.calls)
-            out = parse_caller(c.text)
+            out = parse_caller(c.text, structured=c.constrained)  # the grammar fixed the layout
             text = out.raw.strip()
             problems = list(out.problems)
             if out.action and out.action not in self.names:

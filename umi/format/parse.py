@@ -110,10 +110,22 @@ def parse_arguments(action_input: str | None) -> tuple[dict[str, Any] | None, st
     return value, None
 
 
-def parse_caller(text: str) -> CallerOutput:
-    """Parse `Action: <name>\\nAction Input: <json>`; problems name what is missing or malformed."""
+def parse_caller(text: str, *, structured: bool = False) -> CallerOutput:
+    """Parse `Action: <name>\\nAction Input: <json>`; problems name what is missing or malformed.
+
+    By default as the reference read it (the text after the *last* `Action:` / `Action Input:`; evaluation scores
+    it so). `structured`: the output was written under the caller grammar, which fixes its layout, so the name is
+    its first line and the input everything after the first `Action Input:` — an argument string that itself
+    holds `Action: …` (seen live: `{"Question": "Action: getUserProfile"}`) stays an argument instead of becoming
+    the call. (Forbidding the labels inside strings in the grammar instead overran llguidance's lexer limits.)"""
     raw = clean_generation(text)
-    action, action_input = parse_action(raw)
+    head, mid = f"{_ACTION} ", f"\n{_ACTION_INPUT} "
+    if structured and raw.startswith(head) and mid in raw:
+        cut = raw.index(mid)
+        action: str | None = raw[len(head) : cut].strip()
+        action_input: str | None = raw[cut + len(mid) :].strip()
+    else:
+        action, action_input = parse_action(raw)
     problems: list[str] = []
     if not action:
         problems.append("no API name after 'Action:'")
