@@ -19,16 +19,8 @@ from typing import Any
 
 from _results import results_header
 
+from umi.evaluate.live import toolalpaca as ta
 from umi.evaluate.live.bfcl import agent_factory
-from umi.evaluate.live.toolalpaca import (
-    default_judged_files,
-    load_suite,
-    recorded_returns,
-    run_suite,
-    select,
-    summarize,
-    toolalpaca_roles,
-)
 from umi.evaluate.live.toolbench import role_judge
 from umi.models.roles import default_roles
 from umi.paths import shared_data
@@ -73,28 +65,30 @@ def main() -> None:
     args = ap.parse_args()
     head = results_header()
     root = shared_data() / "toolalpaca"
-    tools = load_suite(root, "toolalpaca-simulated")
-    tasks = select([t for tool in tools for t in tool.tasks], sample=args.sample, seed=args.seed)
+    tools = ta.load_suite(root, "toolalpaca-simulated")
+    tasks = ta.select([t for tool in tools for t in tool.tasks], sample=args.sample, seed=args.seed)
     roles = default_roles()
     judge = role_judge(roles, max_new_tokens=8)
     sim = role_simulator(roles, args.simulator_tokens)
     done: dict[str, list[dict[str, Any]]] = {}
     for mode, steer in MODES.items():
-        recorded, _ = recorded_returns(tools, default_judged_files(root))
+        recorded, _ = ta.recorded_returns(tools, ta.default_judged_files(root))
         make = agent_factory(
-            toolalpaca_roles(roles),
+            ta.toolalpaca_roles(roles),
             max_steps=args.max_steps,
             max_new_tokens=args.max_new_tokens,
             constrain=True,
             steer_loops=steer,
         )
-        run_suite("toolalpaca-simulated", tools, tasks, make, judge, args.out / mode, recorded=recorded, simulator=sim)
+        ta.run_suite(
+            "toolalpaca-simulated", tools, tasks, make, judge, args.out / mode, recorded=recorded, simulator=sim
+        )
         done[mode] = [json.loads(p.read_text()) for t in tasks if (p := args.out / mode / f"{t.key}.json").exists()]
         print(f"{mode}: {len(done[mode])} tasks", flush=True)
     lines = [
         "# Loop steering on and off (ToolAlpaca simulated, shipped roles)",
         "",
-        f"The same {len(tasks)} seeded instructions (`select(sample={args.sample}, seed={args.seed})`), the shipped "
+        f"The same {len(tasks)} seeded instructions (`ta.select(sample={args.sample}, seed={args.seed})`), the shipped "
         f"roles constrained, at most {args.max_steps} planner steps (the last concludes), {args.max_new_tokens} new "
         "tokens per turn, the embedded model as simulator and judge. *calls*: calls that ran; *repeats*: those "
         "equal (name and arguments) to an earlier call of their task; *refused*: copies the repeat guard refused "
@@ -106,7 +100,7 @@ def main() -> None:
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for mode, results in done.items():
-        s = summarize(results, "toolalpaca-simulated")
+        s = ta.summarize(results, "toolalpaca-simulated")
         c = call_stats(results, args.out / mode)
         answered = sum(1 for r in results if r["status"] == "answered")
         lines.append(
