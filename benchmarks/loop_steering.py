@@ -88,7 +88,7 @@ def main() -> None:
     lines = [
         "# Loop steering on and off (ToolAlpaca simulated, shipped roles)",
         "",
-        f"The same {len(tasks)} seeded instructions (`ta.select(sample={args.sample}, seed={args.seed})`), the shipped "
+        f"The same {len(tasks)} seeded instructions (`select(sample={args.sample}, seed={args.seed})`), the shipped "
         f"roles constrained, at most {args.max_steps} planner steps (the last concludes), {args.max_new_tokens} new "
         "tokens per turn, the embedded model as simulator and judge. *calls*: calls that ran; *repeats*: those "
         "equal (name and arguments) to an earlier call of their task; *refused*: copies the repeat guard refused "
