@@ -36,8 +36,9 @@ from umi.format.grammar_lark import (
     value_tokens,
 )
 from umi.format.history import backbone_turn_text
-from umi.format.prompts import caller_text
 from umi.format.templates import (
+    CALL_HEAD,
+    CALL_MID,
     CONCLUSION_LABEL,
     END_OF_TURN,
     NEXT_CALLER,
@@ -49,8 +50,6 @@ from umi.schema import ToolSpec
 
 GRAMMAR_ROLES: tuple[str, ...] = ("planner", "caller", "summarizer", "backbone")
 
-#: `Action: ` and `\nAction Input: ` exactly as `caller_text` joins them (one source for both).
-_CALL_HEAD, _CALL_MID = caller_text("\x00", "\x01").replace("\x01", "").split("\x00")
 #: The word that starts an action block's second line; a backbone thought never writes it.
 _INPUT_WORD = "Input:"
 #: What every route marker starts with (`Next: `): a thought must not contain it.
@@ -91,7 +90,7 @@ def _api_alternatives(key: ToolKey, bounds: Bounds) -> list[str]:
             continue
         seen.add(name)
         args = None if raw_args is None else [ArgSpec(**a) for a in raw_args]
-        alts.append(f"{literal(name + _CALL_MID)} api{i}_args")
+        alts.append(f"{literal(name + CALL_MID)} api{i}_args")
         rules += object_rules(f"api{i}_args", args, bounds)
     if not alts:
         raise ValueError("a caller grammar needs at least one tool; the episode has none")
@@ -141,7 +140,7 @@ def marker_grammar(family: str = "toolbench", final: bool = False) -> str:
 @lru_cache(maxsize=256)
 def _caller_cached(key: ToolKey, bounds: Bounds) -> str:
     return LLGUIDANCE_HEADER + "\n".join(
-        [f"start: {literal(_CALL_HEAD)} api", *_api_alternatives(key, bounds), value_tokens(bounds)]
+        [f"start: {literal(CALL_HEAD)} api", *_api_alternatives(key, bounds), value_tokens(bounds)]
     )
 
 
@@ -186,7 +185,7 @@ def _backbone_cached(key: ToolKey, family: str, bounds: Bounds, final: bool = Fa
     # released thoughts do, but never a whole fake action block that the paper-exact parser would read as the call
     # and `needs_tail` as a started block (seen with a shortlist: `Action: Bitcoinist News\nAction Input: {…`).
     forbidden = (*FORBIDDEN_IN_TEXT, CONCLUSION_LABEL, _MARKER_PREFIX, _INPUT_WORD)
-    head, concl = literal(_CALL_HEAD), literal(_CONCLUSION_JOIN.lstrip())
+    head, concl = literal(CALL_HEAD), literal(_CONCLUSION_JOIN.lstrip())
     if final:  # the budget's last step: the thought, then the conclusion (`give up.` is one of its answers)
         return LLGUIDANCE_HEADER + "\n".join(
             [
@@ -223,7 +222,7 @@ def backbone_grammar(
 @lru_cache(maxsize=256)
 def _backbone_tail_cached(key: ToolKey, bounds: Bounds, final: bool = False) -> str:
     concl = literal(_CONCLUSION_JOIN.lstrip())
-    start = f"{concl} answer" if final else f"{literal(_CALL_HEAD)} api | {concl} answer"
+    start = f"{concl} answer" if final else f"{literal(CALL_HEAD)} api | {concl} answer"
     return LLGUIDANCE_HEADER + "\n".join([f"start: {start}", *_tail_rules(key, bounds)])
 
 

@@ -14,6 +14,8 @@ from typing import Any, Literal
 from umi.format.templates import (
     ACTION_INPUT_LABEL,
     ACTION_LABEL,
+    CALL_HEAD,
+    CALL_MID,
     CONCLUSION_LABEL,
     END_OF_TURN,
     NEXT_CALLER,
@@ -119,11 +121,10 @@ def parse_caller(text: str, *, structured: bool = False) -> CallerOutput:
     holds `Action: …` (seen live: `{"Question": "Action: getUserProfile"}`) stays an argument instead of becoming
     the call. (Forbidding the labels inside strings in the grammar instead overran llguidance's lexer limits.)"""
     raw = clean_generation(text)
-    head, mid = f"{_ACTION} ", f"\n{_ACTION_INPUT} "
-    if structured and raw.startswith(head) and mid in raw:
-        cut = raw.index(mid)
-        action: str | None = raw[len(head) : cut].strip()
-        action_input: str | None = raw[cut + len(mid) :].strip()
+    if structured and raw.startswith(CALL_HEAD) and CALL_MID in raw:
+        cut = raw.index(CALL_MID)
+        action: str | None = raw[len(CALL_HEAD) : cut].strip()
+        action_input: str | None = raw[cut + len(CALL_MID) :].strip()
     else:
         action, action_input = parse_action(raw)
     problems: list[str] = []

@@ -8,9 +8,9 @@ from umi.format.budget import PromptBudget, budget_docs, budget_history
 from umi.format.docs import ToolLike, render_docs, render_tool_names
 from umi.format.history import TurnLike, serialize_backbone_history, serialize_history
 from umi.format.templates import (
-    ACTION_INPUT_LABEL,
-    ACTION_LABEL,
     BACKBONE_CUE,
+    CALL_HEAD,
+    CALL_MID,
     CALLER_CUE,
     MARKER_SEPARATORS,
     NEXT_CALLER,
@@ -119,4 +119,4 @@ def planner_text(thought: str | None, route: str) -> str:
 
 def caller_text(action: str, action_input: str) -> str:
     """The caller's text: `Action: <name>\\nAction Input: <args>`."""
-    return f"{ACTION_LABEL} {action}\n{ACTION_INPUT_LABEL} {action_input}"
+    return f"{CALL_HEAD}{action}{CALL_MID}{action_input}"

@@ -23,6 +23,10 @@ MARKER_SEPARATORS = ("\n ", " ")
 #: Labels of the caller's action block and of the backbone's conclusion (the parsers find them by these).
 ACTION_LABEL = "Action:"
 ACTION_INPUT_LABEL = "Action Input:"
+#: The caller's text is `CALL_HEAD <name> CALL_MID <input>` (`caller_text` writes it, the caller grammar and the
+#: structured caller parse read it).
+CALL_HEAD = f"{ACTION_LABEL} "
+CALL_MID = f"\n{ACTION_INPUT_LABEL} "
 CONCLUSION_LABEL = "conclusion:"
 #: What joins the backbone's thought and its action block or conclusion.
 BACKBONE_JOIN = "\n"

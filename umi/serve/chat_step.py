@@ -27,7 +27,7 @@ from typing import Any, Literal
 from umi.agent import MultiLLMAgent
 from umi.agent.trace import TraceRecord
 from umi.format import planner_text, strip_marker, to_tool_doc
-from umi.format.parse import parse_action, parse_arguments
+from umi.format.parse import parse_caller
 from umi.models.roles import Roles
 from umi.schema import ToolSpec, Turn
 from umi.tools.base import Observation, ToolCall
@@ -88,10 +88,9 @@ def client_calls(history: Sequence[Turn]) -> list[ToolCall]:
     for t in history[start:]:
         if t.role != "caller":
             continue
-        name, action_input = parse_action(t.value)
-        arguments, _ = parse_arguments(action_input)
-        if name and arguments is not None:
-            out.append(ToolCall(name, arguments))
+        call = parse_caller(t.value, structured=True)  # `translate` wrote it with `caller_text`: its layout
+        if call.ok and call.action is not None and call.arguments is not None:
+            out.append(ToolCall(call.action, call.arguments))
     return out
 
 
