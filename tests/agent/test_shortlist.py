@@ -131,3 +131,45 @@ def test_a_looped_api_leaves_the_callers_grammar(repeat_limit: int, tmp_path) ->
     else:  # no loop yet by this limit: the grammar keeps every API and the model makes its third copy
         assert calls[2] == calls[0]
         assert all("left_out" not in r["parsed"] for r in callers)
+
+
+def test_a_looped_api_leaves_the_planners_thought_too(shared_data, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The shipped roles on the demo's landscape scenario copy one call twice; with steering the third step's
+    planner may not name that API in its thought (any letter case) while the caller calls another, so the history
+    does not hold a thought naming a call the caller could not make. Without steering the same planner names it
+    again: the thought is the model's, the ban the grammar's."""
+    from umi.demo import build_scenario
+
+    thoughts: dict[bool, str] = {}
+    for steer in (True, False):
+        scenario = build_scenario("landscape")
+        roles = load_roles("embedded-glpft")
+        trace = tmp_path / f"trace-{steer}.jsonl"
+        try:
+            agent = MultiLLMAgent(
+                roles,
+                scenario.tools,
+                scenario.executor,
+                max_steps=3,
+                max_new_tokens=128,
+                constrain=True,
+                conclude_at_budget=False,
+                steer_loops=steer,
+                trace_path=trace,
+            )
+            ep = agent.run(scenario.query)
+        finally:
+            roles.close()
+        assert ep.calls[0] == ep.calls[1]  # the roles' own loop
+        looped = ep.calls[0].name
+        planners = [json.loads(line) for line in trace.read_text().splitlines()]
+        planners = [r for r in planners if r["role"] == "planner"]
+        thoughts[steer] = planners[2]["output"]
+        if steer:
+            assert planners[2]["parsed"]["left_out"] == [looped]
+            assert ep.calls[2].name != looped
+            assert looped.lower() not in thoughts[steer].lower()
+            assert "Next: " in thoughts[steer]  # still a routed planner turn
+        else:
+            assert "left_out" not in planners[2]["parsed"]
+    assert looped in thoughts[False]

@@ -106,10 +106,19 @@ def _markers(family: str, final: bool = False) -> list[str]:
     return markers
 
 
-@lru_cache(maxsize=16)
-def planner_grammar(family: str = "toolbench", bounds: Bounds = DEFAULT_BOUNDS, final: bool = False) -> str:
+@lru_cache(maxsize=64)
+def planner_grammar(
+    family: str = "toolbench",
+    bounds: Bounds = DEFAULT_BOUNDS,
+    final: bool = False,
+    avoid: tuple[str, ...] = (),
+    others: tuple[str, ...] = (),
+) -> str:
     """Thought words, one marker, end. `final`: the step budget's last step, where only the conclusion (or give
-    up) may follow, so an episode whose budget runs out still ends with the summarizer's answer.
+    up) may follow, so an episode whose budget runs out still ends with the summarizer's answer. `avoid`: API
+    names no thought word may name (the APIs an agent left out of the caller's grammar after a loop, so the
+    thought does not name a call the caller can no longer make); `others`: the episode's other API names, which
+    stay nameable where an avoided name is part of one (`naming_any`).
 
     A word cannot contain `Next: `, so where a word could start, `Next: ` can only begin the marker: the lexer
     never has to guess where the thought stops. The whitespace before the marker is any whitespace run (the
@@ -121,7 +130,14 @@ def planner_grammar(family: str = "toolbench", bounds: Bounds = DEFAULT_BOUNDS, 
         [
             "start: thought marker",
             f"marker: {marks}",
-            *free_text_rules("thought", bounds.thought_words, (*FORBIDDEN_IN_TEXT, _MARKER_PREFIX), bounds),
+            *free_text_rules(
+                "thought",
+                bounds.thought_words,
+                (*FORBIDDEN_IN_TEXT, _MARKER_PREFIX),
+                bounds,
+                avoid_names=avoid,
+                other_names=others,
+            ),
         ]
     )
 
@@ -180,17 +196,23 @@ def _tail_rules(key: ToolKey, bounds: Bounds) -> list[str]:
 
 
 @lru_cache(maxsize=256)
-def _backbone_cached(key: ToolKey, family: str, bounds: Bounds, final: bool = False) -> str:
+def _backbone_cached(
+    key: ToolKey, family: str, bounds: Bounds, final: bool = False, avoid: tuple[str, ...] = ()
+) -> str:
     # `Input:` never in a thought (no gold thought of OOD-400 has it): a thought may write `Action: <prose>` as
     # released thoughts do, but never a whole fake action block that the paper-exact parser would read as the call
     # and `needs_tail` as a started block (seen with a shortlist: `Action: Bitcoinist News\nAction Input: {…`).
     forbidden = (*FORBIDDEN_IN_TEXT, CONCLUSION_LABEL, _MARKER_PREFIX, _INPUT_WORD)
+    others = tuple(json.loads(item)[0] for item in key) if avoid else ()
+    thought_rules = free_text_rules(
+        "thought", bounds.thought_words, forbidden, bounds, avoid_names=avoid, other_names=others
+    )
     head, concl = literal(CALL_HEAD), literal(_CONCLUSION_JOIN.lstrip())
     if final:  # the budget's last step: the thought, then the conclusion (`give up.` is one of its answers)
         return LLGUIDANCE_HEADER + "\n".join(
             [
                 f"start: thought {concl} answer",
-                *free_text_rules("thought", bounds.thought_words, forbidden, bounds),
+                *thought_rules,
                 *_tail_rules(key, bounds),
             ]
         )
@@ -205,18 +227,23 @@ def _backbone_cached(key: ToolKey, family: str, bounds: Bounds, final: bool = Fa
             *tails[:-1],
             f"tail{depth - 1}: {head} api | {concl} answer",
             *mores,
-            *free_text_rules("thought", bounds.thought_words, forbidden, bounds),
+            *thought_rules,
             *_tail_rules(key, bounds),
         ]
     )
 
 
 def backbone_grammar(
-    tools: Sequence[ToolLike], family: str = "toolbench", bounds: Bounds = DEFAULT_BOUNDS, final: bool = False
+    tools: Sequence[ToolLike],
+    family: str = "toolbench",
+    bounds: Bounds = DEFAULT_BOUNDS,
+    final: bool = False,
+    avoid: Sequence[str] = (),
 ) -> str:
     """Thought, then `\\nAction: …\\nAction Input: {…}` or `\\nconclusion: <answer>` (`give up.` included);
-    `final` (the step budget's last step): the conclusion only."""
-    return _backbone_cached(tool_key(tools), family, bounds, final)
+    `final` (the step budget's last step): the conclusion only; `avoid`: API names the thought may not contain
+    (see `planner_grammar`)."""
+    return _backbone_cached(tool_key(tools), family, bounds, final, tuple(sorted(avoid)))
 
 
 @lru_cache(maxsize=256)
@@ -273,15 +300,18 @@ def role_grammar(
     bounds: Bounds = DEFAULT_BOUNDS,
     *,
     final: bool = False,
+    avoid: Sequence[str] = (),
 ) -> str:
     """The grammar of `role` for an episode with `tools` (one entry point for agents and evaluation). `final`:
-    the agent's last step of its budget, where the planner and the backbone may only conclude or give up."""
+    the agent's last step of its budget, where the planner and the backbone may only conclude or give up;
+    `avoid`: API names the planner's or backbone's thought may not contain (an agent's looped APIs)."""
     if role == "planner":
-        return planner_grammar(family, bounds, final)
+        others = tuple(sorted({_arg_specs(t)[0] for t in tools} - set(avoid))) if avoid else ()
+        return planner_grammar(family, bounds, final, tuple(sorted(avoid)), others)
     if role == "caller":
         return caller_grammar(tools, bounds)
     if role == "backbone":
-        return backbone_grammar(tools, family, bounds, final)
+        return backbone_grammar(tools, family, bounds, final, tuple(avoid))
     if role == "summarizer":
         return summarizer_grammar(bounds)
     raise ValueError(f"no grammar for role {role!r}; use one of {', '.join(GRAMMAR_ROLES)}")
