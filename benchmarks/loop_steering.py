@@ -33,8 +33,9 @@ MODES = {"on": True, "off": False}
 
 def call_stats(results: list[dict[str, Any]], traces: Path) -> dict[str, Any]:
     """Calls that ran, exact repeats among them (a call equal to an earlier one of its task), distinct APIs per task;
-    from the traces: calls the repeat guard refused (they never reach the tool) and caller turns with an API left
-    out."""
+    from the traces: calls the repeat guard refused (they never reach the tool), caller turns with an API left
+    out, planner thoughts naming an API their grammar left out, and left-out caller turns whose call the same step's
+    thought names (thought and action agree)."""
     calls = repeats = refused = distinct = 0
     for r in results:
         seen: list[tuple[str, str]] = []
@@ -44,14 +45,30 @@ def call_stats(results: list[dict[str, Any]], traces: Path) -> dict[str, Any]:
             seen.append(key)
         calls += len(seen)
         distinct += len({name for name, _ in seen})
-    left_out = 0
+    left_out = naming = agree = 0
     for path in traces.glob("**/*.jsonl"):
+        thoughts: dict[tuple[str, int], str] = {}  # the last planner turn of each (episode, step)
         for line in path.read_text(encoding="utf-8").splitlines():
             rec = json.loads(line)
-            left_out += rec.get("role") == "caller" and bool(rec.get("parsed", {}).get("left_out"))
-            refused += rec.get("role") == "tool" and "already made" in (rec.get("error") or "")
+            role, parsed = rec.get("role"), rec.get("parsed") or {}
+            if role == "planner":
+                thoughts[(rec["episode"], rec["step"])] = rec["output"].lower()
+                naming += any(name.lower() in rec["output"].lower() for name in parsed.get("left_out", []))
+            if role == "caller" and parsed.get("left_out"):
+                left_out += 1
+                called = (parsed.get("action") or "").lower()
+                agree += bool(called) and called in thoughts.get((rec["episode"], rec["step"]), "")
+            refused += role == "tool" and "already made" in (rec.get("error") or "")
     n = max(1, len(results))
-    return {"calls": calls, "repeats": repeats, "refused": refused, "distinct": distinct / n, "left_out": left_out}
+    return {
+        "calls": calls,
+        "repeats": repeats,
+        "refused": refused,
+        "distinct": distinct / n,
+        "left_out": left_out,
+        "naming": naming,
+        "agree": agree,
+    }
 
 
 def main() -> None:
@@ -92,12 +109,14 @@ def main() -> None:
         f"roles constrained, at most {args.max_steps} planner steps (the last concludes), {args.max_new_tokens} new "
         "tokens per turn, the embedded model as simulator and judge. *calls*: calls that ran; *repeats*: those "
         "equal (name and arguments) to an earlier call of their task; *refused*: copies the repeat guard refused "
-        "(not run); *left out*: caller turns whose grammar left a looped API out. Process by umi's rule (the golden "
-        "calls made), response by the judge.",
+        "(not run); *left out*: caller turns whose grammar left a looped API out; *thoughts naming it*: planner "
+        "turns of those steps whose thought still names the left-out API; *thought names the call*: left-out caller "
+        "turns whose call the same step's thought names. Process by umi's rule (the golden calls made), response by "
+        "the judge.",
         "",
         "| steering | tasks | process % | response % | overall % | answered | calls | repeats | refused | distinct "
-        "APIs per task | left out |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "APIs per task | left out | thoughts naming it | thought names the call |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for mode, results in done.items():
         s = ta.summarize(results, "toolalpaca-simulated")
@@ -105,7 +124,8 @@ def main() -> None:
         answered = sum(1 for r in results if r["status"] == "answered")
         lines.append(
             f"| {mode} | {len(results)} | {s['process']} | {s['response']} | {s['overall']} | {answered} | "
-            f"{c['calls']} | {c['repeats']} | {c['refused']} | {c['distinct']:.2f} | {c['left_out']} |"
+            f"{c['calls']} | {c['repeats']} | {c['refused']} | {c['distinct']:.2f} | {c['left_out']} | "
+            f"{c['naming']} | {c['agree']} |"
         )
     lines += ["", "| task | calls, steering on | calls, steering off |", "|---|---|---|"]
     by_key = {mode: {r["key"]: r for r in results} for mode, results in done.items()}
