@@ -185,26 +185,3 @@ def test_summarizer_answers_end_with_end_of_turn_and_hold_no_other_roles_text(
         assert _reject_reason(tok, grammar, end, cache) is None, end
     for bad in ("It is sunny.</s> More", "Sunny. Next: caller.", 'Sunny.\nAction Input: {"q": 1}', "Sunny </s"):
         assert _reject_reason(tok, grammar, bad, cache), bad
-
-
-def test_thoughts_cannot_name_an_avoided_api(tok: tuple[Any, Any]) -> None:
-    """`avoid` (an agent's looped APIs): a planner or backbone thought naming one, bare, quoted or in another
-    letter case, is refused; the same thought naming another API (one the avoided name is a prefix of among them),
-    and the thought without `avoid`, are accepted."""
-    tools = [
-        ToolSpec(name="get_rate", parameters=[]),
-        ToolSpec(name="get_rate_history", parameters=[]),
-    ]
-    cache: dict[str, Any] = {}
-    plan = planner_grammar(avoid=("get_rate",), others=("get_rate_history",))
-    back = backbone_grammar(tools, avoid=("get_rate",))
-    call = "\nAction: get_rate_history\nAction Input: {}"
-    for name in ("get_rate", '"get_rate"', "'get_rate'.", "`get_rate`,", "Get_Rate"):
-        thought = f"I will call the {name} function again to check the rate."
-        assert _reject_reason(tok, plan, f"{thought}\n Next: caller.", cache) is not None, name
-        assert _reject_reason(tok, back, thought + call, cache) is not None, name
-        assert _reject_reason(tok, planner_grammar(), f"{thought}\n Next: caller.", cache) is None, name
-        assert _reject_reason(tok, backbone_grammar(tools), thought + call, cache) is None, name
-    other = 'I will call the "get_rate_history" function to see the past rates.'
-    assert _reject_reason(tok, plan, f"{other}\n Next: caller.", cache) is None
-    assert _reject_reason(tok, back, other + call, cache) is None

@@ -107,11 +107,7 @@ class AgentBase:
         if not self.constrained(binding):
             return self.params
         tools = self.choices(binding, history, calls)
-        # A thought may not name what the caller can no longer call: the planner's thought naming the looped API
-        # while the caller calls another would put a thought and an action that disagree into the history.
-        avoid = sorted(self.looped(history, calls)) if role in ("planner", "backbone") else []
-        grammar = role_grammar(role, tools, self.roles.family, final=final, avoid=avoid)
-        return replace(self.params, grammar=grammar)
+        return replace(self.params, grammar=role_grammar(role, tools, self.roles.family, final=final))
 
     def looped(self, history: Sequence[Turn], calls: Sequence[ToolCall]) -> set[str]:
         """The APIs `choices` leaves out at this step: those the episode looped on (`looped_apis` over `calls`: an

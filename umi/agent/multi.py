@@ -78,8 +78,7 @@ class MultiLLMAgent(AgentBase):
             budget=self.budget,
         )
         for attempt in range(self.planner_retries + 1):
-            planner = self.roles.get("planner")
-            c = self._generate("planner", planner, prompt, ledger, final, history, episode.calls)
+            c = self._generate("planner", self.roles.get("planner"), prompt, ledger, final)
             p = parse_planner(c.text)
             self._record(
                 trace,
@@ -88,13 +87,7 @@ class MultiLLMAgent(AgentBase):
                 "planner",
                 prompt,
                 c,
-                {
-                    "route": p.route,
-                    "has_marker": p.has_marker,
-                    "attempt": attempt,
-                    **self._final_flag(c, final),
-                    **self._left_out(planner, history, episode.calls),
-                },
+                {"route": p.route, "has_marker": p.has_marker, "attempt": attempt, **self._final_flag(c, final)},
                 None if p.has_marker else "no Next: marker",
             )
             if not p.empty:

@@ -23,7 +23,7 @@ def _show(record) -> None:  # type: ignore[no-untyped-def]
         body = record.output.strip()[:800] or "(empty output)"
     title = f"step {record.step + 1} · {record.role}" + (f" · [red]{record.error}[/]" if record.error else "")
     left_out = (record.parsed or {}).get("left_out")
-    if left_out:  # the agent's loop steering (`AgentBase.choices`): the caller may not call it, the thought not name it
+    if left_out:  # the agent's loop steering (`AgentBase.choices`): say why the call is not the thought's API
         title += f" · [yellow]looped, left out of the grammar: {', '.join(left_out)}[/]"
     console.print(Panel(body, title=title, title_align="left", border_style=style, highlight=False))
 

@@ -106,19 +106,10 @@ def _markers(family: str, final: bool = False) -> list[str]:
     return markers
 
 
-@lru_cache(maxsize=64)
-def planner_grammar(
-    family: str = "toolbench",
-    bounds: Bounds = DEFAULT_BOUNDS,
-    final: bool = False,
-    avoid: tuple[str, ...] = (),
-    others: tuple[str, ...] = (),
-) -> str:
+@lru_cache(maxsize=16)
+def planner_grammar(family: str = "toolbench", bounds: Bounds = DEFAULT_BOUNDS, final: bool = False) -> str:
     """Thought words, one marker, end. `final`: the step budget's last step, where only the conclusion (or give
-    up) may follow, so an episode whose budget runs out still ends with the summarizer's answer. `avoid`: API
-    names no thought word may name (the APIs an agent left out of the caller's grammar after a loop, so the
-    thought does not name a call the caller can no longer make); `others`: the episode's other API names, which
-    stay nameable where an avoided name is part of one (`naming_any`).
+    up) may follow, so an episode whose budget runs out still ends with the summarizer's answer.
 
     A word cannot contain `Next: `, so where a word could start, `Next: ` can only begin the marker: the lexer
     never has to guess where the thought stops. The whitespace before the marker is any whitespace run (the
@@ -130,14 +121,7 @@ def planner_grammar(
         [
             "start: thought marker",
             f"marker: {marks}",
-            *free_text_rules(
-                "thought",
-                bounds.thought_words,
-                (*FORBIDDEN_IN_TEXT, _MARKER_PREFIX),
-                bounds,
-                avoid_names=avoid,
-                other_names=others,
-            ),
+            *free_text_rules("thought", bounds.thought_words, (*FORBIDDEN_IN_TEXT, _MARKER_PREFIX), bounds),
         ]
     )
 
@@ -196,23 +180,17 @@ def _tail_rules(key: ToolKey, bounds: Bounds) -> list[str]:
 
 
 @lru_cache(maxsize=256)
-def _backbone_cached(
-    key: ToolKey, family: str, bounds: Bounds, final: bool = False, avoid: tuple[str, ...] = ()
-) -> str:
+def _backbone_cached(key: ToolKey, family: str, bounds: Bounds, final: bool = False) -> str:
     # `Input:` never in a thought (no gold thought of OOD-400 has it): a thought may write `Action: <prose>` as
     # released thoughts do, but never a whole fake action block that the paper-exact parser would read as the call
     # and `needs_tail` as a started block (seen with a shortlist: `Action: Bitcoinist News\nAction Input: {…`).
     forbidden = (*FORBIDDEN_IN_TEXT, CONCLUSION_LABEL, _MARKER_PREFIX, _INPUT_WORD)
-    others = tuple(json.loads(item)[0] for item in key) if avoid else ()
-    thought_rules = free_text_rules(
-        "thought", bounds.thought_words, forbidden, bounds, avoid_names=avoid, other_names=others
-    )
     head, concl = literal(CALL_HEAD), literal(_CONCLUSION_JOIN.lstrip())
     if final:  # the budget's last step: the thought, then the conclusion (`give up.` is one of its answers)
         return LLGUIDANCE_HEADER + "\n".join(
             [
                 f"start: thought {concl} answer",
-                *thought_rules,
+                *free_text_rules("thought", bounds.thought_words, forbidden, bounds),
                 *_tail_rules(key, bounds),
             ]
         )
@@ -227,23 +205,18 @@ def _backbone_cached(
             *tails[:-1],
             f"tail{depth - 1}: {head} api | {concl} answer",
             *mores,
-            *thought_rules,
+            *free_text_rules("thought", bounds.thought_words, forbidden, bounds),
             *_tail_rules(key, bounds),
         ]
     )
 
 
 def backbone_grammar(
-    tools: Sequence[ToolLike],
-    family: str = "toolbench",
-    bounds: Bounds = DEFAULT_BOUNDS,
-    final: bool = False,
-    avoid: Sequence[str] = (),
+    tools: Sequence[ToolLike], family: str = "toolbench", bounds: Bounds = DEFAULT_BOUNDS, final: bool = False
 ) -> str:
     """Thought, then `\\nAction: …\\nAction Input: {…}` or `\\nconclusion: <answer>` (`give up.` included);
-    `final` (the step budget's last step): the conclusion only; `avoid`: API names the thought may not contain
-    (see `planner_grammar`)."""
-    return _backbone_cached(tool_key(tools), family, bounds, final, tuple(sorted(avoid)))
+    `final` (the step budget's last step): the conclusion only."""
+    return _backbone_cached(tool_key(tools), family, bounds, final)
 
 
 @lru_cache(maxsize=256)
@@ -300,18 +273,15 @@ def role_grammar(
     bounds: Bounds = DEFAULT_BOUNDS,
     *,
     final: bool = False,
-    avoid: Sequence[str] = (),
 ) -> str:
     """The grammar of `role` for an episode with `tools` (one entry point for agents and evaluation). `final`:
-    the agent's last step of its budget, where the planner and the backbone may only conclude or give up;
-    `avoid`: API names the planner's or backbone's thought may not contain (an agent's looped APIs)."""
+    the agent's last step of its budget, where the planner and the backbone may only conclude or give up."""
     if role == "planner":
-        others = tuple(sorted({_arg_specs(t)[0] for t in tools} - set(avoid))) if avoid else ()
-        return planner_grammar(family, bounds, final, tuple(sorted(avoid)), others)
+        return planner_grammar(family, bounds, final)
     if role == "caller":
         return caller_grammar(tools, bounds)
     if role == "backbone":
-        return backbone_grammar(tools, family, bounds, final, tuple(avoid))
+        return backbone_grammar(tools, family, bounds, final)
     if role == "summarizer":
         return summarizer_grammar(bounds)
     raise ValueError(f"no grammar for role {role!r}; use one of {', '.join(GRAMMAR_ROLES)}")

@@ -103,21 +103,6 @@ def contains_any(pieces: tuple[str, ...]) -> str:
     return "/(?s:.*(" + "|".join(regex_escape(p) for p in pieces) + ").*)/"
 
 
-def naming_any(names: tuple[str, ...], others: tuple[str, ...] = ()) -> list[str]:
-    """Lark regexes, each matching a word that names one of `names` (API names) in any letter case, for use
-    negated (`& ~…`). A name is matched anywhere in the word (a 135M planner denied the exact spelling wrote
-    `…_Search`, then `…_search_2`), except one that is part of another API name of `others`: that one only where no
-    identifier character follows it, so `get_rate` leaves `get_rate_history` nameable."""
-    inside = tuple(n for n in names if any(n.lower() in o.lower() for o in others if o != n))
-    anywhere = tuple(n for n in names if n not in inside)
-    terms = []
-    if anywhere:
-        terms.append("/(?s:.*(?i:" + "|".join(regex_escape(n) for n in anywhere) + ").*)/")
-    if inside:
-        terms.append("/(?s:.*(?i:" + "|".join(regex_escape(n) for n in inside) + ")(?:[^A-Za-z0-9_].*)?)/")
-    return terms
-
-
 def free_text_rules(
     name: str,
     words: int,
@@ -126,14 +111,10 @@ def free_text_rules(
     word_tokens: int | None = None,
     *,
     lt_first_only: bool = False,
-    avoid_names: tuple[str, ...] = (),
-    other_names: tuple[str, ...] = (),
 ) -> list[str]:
     """`name`: whitespace-separated words (none containing any of `forbidden`), at most `words` of them, each
     at most `bounds.word_tokens` tokens. Ends with whitespace, so what follows starts a new word position, where
     the lexer can tell a marker or label from a word (a word cannot contain one).
-
-    `avoid_names`: API names no word may name (`naming_any`, with the episode's `other_names`).
 
     `lt_first_only`: a word may hold `<` only as its first character (and not before `/`), so a word ends where
     `<` follows it and a literal such as the end-of-turn `</s>` can come right after it: llguidance's lexer does
@@ -145,8 +126,7 @@ def free_text_rules(
         f"{name}: {token}_SPACE? {name}_words",
         *at_most(f"{name}_words", f"{name}_word {token}_SPACE", words),
         f"{name}_word[max_tokens={word_tokens or bounds.word_tokens}]: {token}_WORD",
-        f"{token}_WORD: /{word}/ & ~{contains_any(in_words)}"
-        + "".join(f" & ~{t}" for t in naming_any(avoid_names, other_names)),
+        f"{token}_WORD: /{word}/ & ~{contains_any(in_words)}",
         f"{token}_SPACE: /[ \\t\\n]{{1,{bounds.whitespace}}}/",
     ]
 

@@ -146,7 +146,7 @@ function recordRow(r) {
   } else if (r.role === "caller") {
     const p = r.parsed || {};
     // The agent's loop steering: APIs the grammar left out because the episode looped on them.
-    const leftOut = p.left_out && p.left_out.length ? el("span", { class: "tag-left-out", title: "the episode made this exact call repeat_limit times, so the caller's grammar left the API out and the planner's thought may not name it", text: "left out (looped): " + p.left_out.join(", ") }) : null;
+    const leftOut = p.left_out && p.left_out.length ? el("span", { class: "tag-left-out", title: "the episode made this exact call repeat_limit times, so the caller's grammar left the API out", text: "left out (looped): " + p.left_out.join(", ") }) : null;
     body = [head("caller", [p.action ? el("code", { class: "action", text: p.action }) : null, leftOut]),
       p.arguments ? el("pre", { class: "args", text: JSON.stringify(p.arguments, null, 2) }) : el("pre", { class: "raw", text: r.output.trim() || "(empty output)" })];
   } else if (r.role === "tool") {
