@@ -34,8 +34,8 @@ MODES = {"on": True, "off": False}
 def call_stats(results: list[dict[str, Any]], traces: Path) -> dict[str, Any]:
     """Calls that ran, exact repeats among them (a call equal to an earlier one of its task), distinct APIs per task;
     from the traces: calls the repeat guard refused (they never reach the tool), caller turns with an API left
-    out, planner thoughts naming an API their grammar left out, and left-out caller turns whose call the same step's
-    thought names (thought and action agree)."""
+    out, and of those the ones whose step's planner thought names the left-out API (thought and action disagree) or
+    names the call made (they agree)."""
     calls = repeats = refused = distinct = 0
     for r in results:
         seen: list[tuple[str, str]] = []
@@ -47,17 +47,19 @@ def call_stats(results: list[dict[str, Any]], traces: Path) -> dict[str, Any]:
         distinct += len({name for name, _ in seen})
     left_out = naming = agree = 0
     for path in traces.glob("**/*.jsonl"):
-        thoughts: dict[tuple[str, int], str] = {}  # the last planner turn of each (episode, step)
+        thoughts: dict[tuple[str, int], str] = {}  # each (episode, step)'s planner turns (a marker continuation too)
         for line in path.read_text(encoding="utf-8").splitlines():
             rec = json.loads(line)
             role, parsed = rec.get("role"), rec.get("parsed") or {}
             if role == "planner":
-                thoughts[(rec["episode"], rec["step"])] = rec["output"].lower()
-                naming += any(name.lower() in rec["output"].lower() for name in parsed.get("left_out", []))
+                key = (rec["episode"], rec["step"])
+                thoughts[key] = thoughts.get(key, "") + rec["output"].lower()
             if role == "caller" and parsed.get("left_out"):
                 left_out += 1
+                thought = thoughts.get((rec["episode"], rec["step"]), "")
+                naming += any(name.lower() in thought for name in parsed["left_out"])
                 called = (parsed.get("action") or "").lower()
-                agree += bool(called) and called in thoughts.get((rec["episode"], rec["step"]), "")
+                agree += bool(called) and called in thought
             refused += role == "tool" and "already made" in (rec.get("error") or "")
     n = max(1, len(results))
     return {
@@ -109,8 +111,8 @@ def main() -> None:
         f"roles constrained, at most {args.max_steps} planner steps (the last concludes), {args.max_new_tokens} new "
         "tokens per turn, the embedded model as simulator and judge. *calls*: calls that ran; *repeats*: those "
         "equal (name and arguments) to an earlier call of their task; *refused*: copies the repeat guard refused "
-        "(not run); *left out*: caller turns whose grammar left a looped API out; *thoughts naming it*: planner "
-        "turns of those steps whose thought still names the left-out API; *thought names the call*: left-out caller "
+        "(not run); *left out*: caller turns whose grammar left a looped API out; *thoughts naming it*: those "
+        "steps whose planner thought names the left-out API; *thought names the call*: left-out caller "
         "turns whose call the same step's thought names. Process by umi's rule (the golden calls made), response by "
         "the judge.",
         "",
