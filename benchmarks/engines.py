@@ -2,8 +2,8 @@
 
 The speed runs turn llama.cpp's prompt cache and transformers' prefix cache off so both engines prefill in full.
 Each engine runs in its own subprocess so its peak resident memory is its own. Prefill speed comes from a
-1-token generation; decode speed from the extra time of a 64-token generation (the fastest of 3 runs of
-each). Per-role caches: 4 successive
+1-token generation; decode speed from the extra time of a 64-token generation (the fastest of 3 runs of each).
+Per-role caches: 4 successive
 steps of one trajectory (a growing history), planner then caller each step (gold thoughts), on the shipped GLPFT
 roles, on llama.cpp (the base requantized to Q8_0, umi's default; the shipped Q4_1 base; a merged Q8_0 model per
 role; all with one slot per role; and the Q4_1 base with one slot for every role as before) and transformers (prefix
@@ -151,8 +151,9 @@ def run_engine(kind: str, prompts_file: Path) -> dict[str, Any]:
     load = time.perf_counter() - start
     prompt, _ = json.loads(prompts_file.read_text())  # built by the parent: no tokenizer in this process
     engine.complete(["warm up"], GenerationParams(max_new_tokens=2), adapter=adapter)
-    # The fastest of REPEATS runs each: decode time is the difference of two prefill-dominated runs, so one slow
-    # prefill (the AMX machine's transformers run once read 510 decode tok/s off a single pair) would swamp it.
+    # The fastest of REPEATS runs each: decode time is the difference of two prefill-dominated runs, so run-to-run
+    # noise in one prefill would swamp it. (With transformers' prefix cache on, the 64-token run reused the 1-token
+    # run's prefill and decode read 510 tok/s on the AMX machine: the cache is off above.)
     ones, fulls = [], []
     for r in range(REPEATS):
         pad = " " * (2 * r + 1)  # a new prompt each time: no cache hit
