@@ -49,14 +49,13 @@ def test_a_busy_group_waits_rather_than_using_another_keys_slot() -> None:
 
 
 def test_a_batch_takes_its_slots_together_so_no_trajectory_loses_its_history() -> None:
-    """Two trajectories hold the two slots; a batch brings a new trajectory (sharing only the boilerplate with A)
-    first and B's next step second. One by one, the new one would take B's slot (it shares more with B than with
-    A) and B would lose its history; together, B keeps its slot and the new one takes A's."""
+    """Two trajectories hold the two slots; a batch brings a new trajectory first and B's next step second. The
+    new one shares more with B's cached prompt than with A's; together, B keeps its slot and the new one takes A's."""
     table = SlotTable(["planner"], lanes=2)
-    with table.acquire_batch("planner", ["apis: x, y. history: A1", "apis: search. history: B1"]) as (a, b):
+    a_1, b_1 = "apis: x, y. history: A1", "apis: search, z. history: B1 and a long history of B"
+    with table.acquire_batch("planner", [a_1, b_1]) as (a, b):
         assert {a, b} == {0, 1}
-    new, b_next = "apis: search, z. history: C1", "apis: search. history: B1 B2"
-    assert table._best([a, b], new) == b  # what a one-at-a-time choice would do
+    new, b_next = "apis: search, z. history: C1", b_1 + " B2"
     with table.acquire_batch("planner", [new, b_next]) as (got_new, got_b):
         assert got_b == b and got_new == a
     with table.acquire_batch("planner", ["p"]) as (only,):
@@ -64,3 +63,24 @@ def test_a_batch_takes_its_slots_together_so_no_trajectory_loses_its_history() -
     with pytest.raises(ValueError, match="3 prompts for 2 slot"):
         with table.acquire_batch("planner", ["a", "b", "c"]):
             pass
+
+
+def test_a_shared_header_alone_does_not_take_a_conversations_slot() -> None:
+    """Every α-UMi prompt opens with the same system text. A new trajectory sharing only that with a slot's cached
+    conversation takes an unused slot (or the coldest), one call at a time as in a batch; a prompt going on from
+    the cached one takes its slot again. Before, any shared character won: with 4 lanes every caller turn of four
+    trajectories took the one slot holding the header, and the three others stayed empty."""
+    header = "System: you are a tool-using agent with these APIs: "
+
+    def trajectory(name: str) -> str:  # its tool documents and history: most of a real prompt
+        return header + f"{name}'s tool documents and history. " * 8
+
+    table = SlotTable(["caller"], lanes=4)
+    with table.acquire("caller", trajectory("A")) as a:
+        pass
+    with table.acquire("caller", trajectory("B")) as b:
+        assert b != a
+    with table.acquire_batch("caller", [trajectory("C"), trajectory("D")]) as (c, d):
+        assert len({a, b, c, d}) == 4
+    with table.acquire("caller", trajectory("A") + "Then step 2.") as again:
+        assert again == a

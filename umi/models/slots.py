@@ -5,11 +5,11 @@ slot's last one. Planner and caller alternating on one slot therefore prefill ev
 cache key (a role binding's role) owns a group of `lanes` slots that no other key uses, so batches and live
 workers never evict another role's prompt. Within a group, a call takes the free slot whose last prompt shares the
 longest prefix with its own (the same conversation one step on), else the least recently used one: several
-workers' episodes each find their own cached history again. A batch (several trajectories' steps at once) takes
-its slots together (`acquire_batch`), longest shared prefixes first: one at a time, a new trajectory whose prompt
-shares only the tool-list boilerplate could take the slot of a trajectory that comes later in the same batch and
-make it prefill its whole history again (measured: 4 lanes prefilled 76,124 prompt tokens where one lane prefilled
-53,334 on the same 50 steps, before this).
+workers' episodes each find their own cached history again. A shared prefix counts only where it is at least half
+of the slot's cached prompt (`SlotTable._reuse`): the template's opening is not a conversation. A batch (several
+trajectories' steps at once) takes its slots together (`acquire_batch`), longest reused prefixes first, so a new
+trajectory cannot take the slot of one that comes later in the same batch. (Measured before both rules: 4 lanes
+prefilled 76,124 prompt tokens where one lane prefilled 53,334 on the same 50 steps.)
 
 Roles that run the same weights (no adapter, or one adapter for all: the zero-shot base, a multi-task model, one
 served model behind every role) compute the same keys and values for the same tokens, so they share one key
@@ -61,20 +61,29 @@ class SlotTable:
     def group_of(self, key: str | None) -> list[int]:
         return self.groups[key if key in self.groups else self.keys[0]]
 
-    def _best(self, free: list[int], prompt: str) -> int:
-        def shared(slot: int) -> int:
-            return len(os.path.commonprefix([self._prompt.get(slot, ""), prompt]))
+    def _reuse(self, slot: int, prompt: str) -> int:
+        """How much of `slot`'s cached prompt `prompt` reuses: their shared prefix, counted only where it is at
+        least half of what the slot holds (`prompt` goes on from that conversation). Less is only the template's
+        opening or the tool-list boilerplate that every trajectory starts with: taking the slot for it would throw
+        its conversation's history away for a few saved tokens (measured: with 4 lanes every trajectory's caller
+        turn took the one caller slot that shared the 49-character system header, while three stayed empty, and
+        prefilled 76k prompt tokens where one lane prefilled 53k). llama.cpp's own slot choice has the same rule
+        (`--slot-prompt-similarity`, 0.5)."""
+        held = self._prompt.get(slot, "")
+        shared = len(os.path.commonprefix([held, prompt]))
+        return shared if held and 2 * shared >= len(held) else 0
 
-        best = max(free, key=shared)
-        if shared(best) > 0:
+    def _best(self, free: list[int], prompt: str) -> int:
+        best = max(free, key=lambda s: self._reuse(s, prompt))
+        if self._reuse(best, prompt) > 0:
             return best
-        return min(free, key=lambda s: self._used.get(s, 0))  # nothing shared: evict the coldest slot
+        return min(free, key=lambda s: self._used.get(s, 0))  # nothing reused: the coldest slot (unused ones first)
 
     @contextmanager
     def acquire_batch(self, key: str | None, prompts: Sequence[str]) -> Iterator[list[int]]:
         """Hold one slot of `key`'s group per prompt (at most the group's size), matched jointly: the (prompt, slot)
-        pairs sharing the longest prefix are taken first, then each prompt left over takes the least recently used
-        free slot. Waits until that many slots of the group are free."""
+        pairs reusing the longest prefix (`_reuse`) are taken first, then each prompt left over takes the least
+        recently used free slot. Waits until that many slots of the group are free."""
         group = self.group_of(key)
         if len(prompts) > len(group):
             raise ValueError(f"{len(prompts)} prompts for {len(group)} slot(s) of {key!r}; send at most that many")
@@ -82,11 +91,7 @@ class SlotTable:
             while len(free := [s for s in group if s not in self._busy]) < len(prompts):
                 self._cond.wait()
             shared = sorted(
-                (
-                    (len(os.path.commonprefix([self._prompt.get(s, ""), p])), -self._used.get(s, 0), i, s)
-                    for i, p in enumerate(prompts)
-                    for s in free
-                ),
+                ((self._reuse(s, p), -self._used.get(s, 0), i, s) for i, p in enumerate(prompts) for s in free),
                 reverse=True,
             )
             chosen: dict[int, int] = {}
