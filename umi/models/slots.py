@@ -74,8 +74,9 @@ class SlotTable:
         return shared if held and 2 * shared >= len(held) else 0
 
     def _best(self, free: list[int], prompt: str) -> int:
-        best = max(free, key=lambda s: self._reuse(s, prompt))
-        if self._reuse(best, prompt) > 0:
+        reuse = {s: self._reuse(s, prompt) for s in free}
+        best = max(free, key=reuse.__getitem__)
+        if reuse[best] > 0:
             return best
         return min(free, key=lambda s: self._used.get(s, 0))  # nothing reused: the coldest slot (unused ones first)
 
