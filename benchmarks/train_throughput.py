@@ -17,6 +17,8 @@ same rows once (one optimizer step per trajectory's rows, after one untimed warm
                    pack on its own, not one masked T x T attention): the `cpu-epoch` path;
 * `top-half`     — `prefix-pack` with LoRA on the upper half of the layers only (the backward pass stops there).
 * `top-quarter`  — the same with LoRA on the upper quarter.
+* `top-half-mask`, `top-quarter-mask` — those two under one 4D mask instead of segment attention: whether
+                   `cpu-epoch`'s stages would train faster on the mask (they use segments).
 
 Target tokens per second (tokens that carry loss: the same work in every mode) is the figure to compare.
 
@@ -38,7 +40,17 @@ from _results import results_header, shared_data  # benchmarks/ is on sys.path w
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = shared_data() / "alpha_umi" / "dataset" / "toolbench" / "test" / "out_of_domain.json"
-MODES = ("dynamic", "lm-head", "lm-head+bf16", "prefix-pack-mask", "prefix-pack", "top-half", "top-quarter")
+MODES = (
+    "dynamic",
+    "lm-head",
+    "lm-head+bf16",
+    "prefix-pack-mask",
+    "prefix-pack",
+    "top-half",
+    "top-quarter",
+    "top-half-mask",
+    "top-quarter-mask",
+)
 
 
 def _rows(n: int):  # type: ignore[no-untyped-def]
@@ -65,14 +77,14 @@ def child(mode: str, args: argparse.Namespace) -> dict[str, float]:
     groups = [g for g in _rows(args.trajectories) if g]
     tok = load_tokenizer("embedded")
     config = TrainConfig()
-    if mode in ("top-half", "top-quarter"):
-        config = TrainConfig(lora_top_fraction=0.5 if mode == "top-half" else 0.25)
+    if mode.startswith(("top-half", "top-quarter")):
+        config = TrainConfig(lora_top_fraction=0.5 if mode.startswith("top-half") else 0.25)
     model = prepare_model(load_model("embedded"), config)
     model.train()
     rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    packed = mode in ("prefix-pack-mask", "prefix-pack", "top-half", "top-quarter")
-    if packed and mode != "prefix-pack-mask":
+    packed = mode.startswith(("prefix-pack", "top-"))
+    if packed and not mode.endswith("-mask"):
         use_pack_attention(model)
     bf16 = mode == "lm-head+bf16" or (packed and _fast_bf16())
     steps = []
