@@ -53,6 +53,7 @@ ROLE_DIRS = {
     "multitask": ROOT / "benchmarks/roles/smollm2-multitask/manifest.json",
     "one-stage": ROOT / "benchmarks/roles/smollm2-one-stage/manifest.json",
     "glpft-rank": ROOT / "benchmarks/roles/smollm2-glpft-rank/manifest.json",
+    "glpft-hint": ROOT / "benchmarks/roles/smollm2-glpft-hint/manifest.json",
 }
 METRICS = ("plan_acc", "act_em", "hallu", "arg_f1", "rouge_l", "valid_calls", "marker_share")
 HEADS = ("Plan ACC", "Act EM", "Hallu", "Arg F1", "ROUGE-L", "valid calls", "planner marker")
@@ -95,6 +96,7 @@ class Config:
 #: dtype alone changes.
 FIRST_TOOL = Config("first-tool", "first-tool", False, "first tool with {} (no model)")
 LEXICAL = Config("lexical", "lexical", False, "best BM25 match of the query, not called yet, with {} (no model)")
+FIRST_UNCALLED = Config("first-uncalled", "first-uncalled", False, "first tool not called yet, with {} (no model)")
 ZERO_SHOT = (
     Config(
         "embedded-constrained-fp32",
@@ -318,7 +320,7 @@ def run_configs(configs: list[Config], args: argparse.Namespace, keys: list[Step
 def _run_one(cfg: Config, args: argparse.Namespace, keys: list[StepKey]) -> None:
     """Run (or resume) one configuration's folder."""
     folder = args.runs / cfg.name
-    if cfg.source in ("first-tool", "lexical"):
+    if cfg.source in ("first-tool", "first-uncalled", "lexical"):
         write_baseline(cfg.source, args.data, folder, keys=keys)
         return
     if cfg.quant != "Q4_1" and args.engine != "llama.cpp":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from _static_subset import (
     FIRST_TOOL,
+    FIRST_UNCALLED,
     GLPFT_FP32,
     LEXICAL,
     ROOT,
@@ -44,10 +45,22 @@ from _static_subset import (
 #: `one-stage`: planner, caller and summarizer each trained from the base on their own rows, no stage 1 (`umi train
 #: one-stage --preset cpu-epoch`), kept in `benchmarks/roles/smollm2-one-stage`; `glpft-rank`: the shipped roles'
 #: stage 1 and summarizer with planner and caller trained anew with name ranking (`--fresh planner --fresh caller
-#: --name-rank 50` for the planner, 10 for the caller), kept in `benchmarks/roles/smollm2-glpft-rank`.
+#: --name-rank 50` for the planner, 10 for the caller), kept in `benchmarks/roles/smollm2-glpft-rank`; `glpft-hint`:
+#: the shipped roles with the planner trained anew on rows built with the planner hint (`umi data build --budget 0
+#: --planner-hint`; `--continue-from … --fresh planner --keep caller --keep summarizer`), kept in
+#: `benchmarks/roles/smollm2-glpft-hint`.
 CONFIGS = [
     FIRST_TOOL,
+    FIRST_UNCALLED,
     LEXICAL,
+    Config(
+        "glpft-hint-constrained-q8",
+        "glpft-hint",
+        True,
+        "GLPFT roles, planner 1 epoch anew on rows with the planner hint (the APIs not called yet after the history, "
+        "as it is then shown; caller and summarizer the shipped ones), constrained, Q8_0 base (llama.cpp)",
+        quant="Q8_0",
+    ),
     Config(
         "onestage-constrained-q8",
         "one-stage",

@@ -3,7 +3,8 @@
 Each trajectory of the tool-disjoint train part is replayed through `MultiLLMAgent` and `SingleLLMAgent` with a
 scripted engine that writes the gold turns and an executor that returns the gold observations. The prompts the
 engine receives are compared with the rows `umi.data.build_rows` writes for that trajectory, unbudgeted, under
-the default prompt budget, and under it with the tools ordered by relevance to the query. A trajectory whose
+the default prompt budget, under it with the tools ordered by relevance to the query, and under it with the planner
+hint (budget rule 5). A trajectory whose
 history no agent can produce (a second user turn: a DFSDT restart; a planner turn without a marker; a gold call to
 an unknown API) is counted with its reason, and the counts are pinned.
 """
@@ -94,8 +95,8 @@ def train_part(ood_path: Path) -> list[Trajectory]:
 
 @pytest.mark.parametrize(
     "budget",
-    [None, DEFAULT_BUDGET, PromptBudget(tool_order="query")],
-    ids=["unbudgeted", "budgeted", "budgeted-query-order"],
+    [None, DEFAULT_BUDGET, PromptBudget(tool_order="query"), PromptBudget(planner_hint=True)],
+    ids=["unbudgeted", "budgeted", "budgeted-query-order", "budgeted-planner-hint"],
 )
 def test_agent_prompts_equal_training_rows(train_part: list[Trajectory], budget: PromptBudget | None) -> None:
     reasons: Counter[str] = Counter()

@@ -171,3 +171,19 @@ def test_first_tool_baseline(ood_path: Path, tmp_path: Path) -> None:
     calls = [s for s in iter_steps(trajs) if s.route == "caller"]
     first = sum(1 for s in calls if (s.action or "").split("\n")[0] == f"Action: {trajs[s.traj].tool_names[0]}")
     assert r["act_em"] == pytest.approx(round(100 * first / len(calls), 2))
+
+
+def test_first_uncalled_baseline_calls_the_first_tool_the_history_has_not(ood_path: Path, tmp_path: Path) -> None:
+    from umi.data import iter_steps, load_trajectories
+    from umi.evaluate.baselines import first_uncalled
+
+    trajs = load_trajectories(ood_path).items
+    r = score(read_predictions(str(write_baseline("first-uncalled", ood_path, tmp_path / "fu"))), trajs)
+    first = score(read_predictions(str(write_baseline("first-tool", ood_path, tmp_path / "first"))), trajs)
+    assert r["hallu"] == 0.0 and r["plan_acc"] == first["plan_acc"]
+    assert r["act_em"] > first["act_em"]  # the gold call is rarely the one just made
+    for s in iter_steps(trajs):
+        names = trajs[s.traj].tool_names
+        called = {t.value.split("\n")[0].removeprefix("Action: ") for t in s.history if t.role == "caller"}
+        want = next((n for n in names if n not in called), names[0])
+        assert first_uncalled(s) == want, (s.traj, s.step)

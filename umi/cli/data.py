@@ -50,11 +50,19 @@ def build(
         help="With --budget: 'given' keeps the data's tool order; 'query' lists the tools most relevant to the "
         "user's query first (BM25, umi.format.relevance), as the agent then does with the run's manifest.",
     ),
+    hint: bool = typer.Option(
+        False,
+        "--planner-hint",
+        help="With --budget: the planner's prompts name the APIs not called yet after the history (prompt budget "
+        "rule 5, umi.format.budget); the agent does the same with the run's manifest.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the counts as one JSON object."),
 ) -> None:
     """Build the GLPFT row sets: global (stage 1) and planner / caller / summarizer (stage 2) plus multi-task."""
     if tool_order != "given" and budget is None:
         fail("--tool-order needs --budget (the released, unbudgeted rows keep the data's order byte for byte)")
+    if hint and budget is None:
+        fail("--planner-hint needs --budget (the released, unbudgeted rows keep their prompts byte for byte)")
     try:
         with Progress(
             TextColumn("building rows"),
@@ -73,7 +81,12 @@ def build(
                 family=family,
                 budget=None
                 if budget is None
-                else replace(DEFAULT_BUDGET, max_chars=budget or DEFAULT_BUDGET.max_chars, tool_order=tool_order),
+                else replace(
+                    DEFAULT_BUDGET,
+                    max_chars=budget or DEFAULT_BUDGET.max_chars,
+                    tool_order=tool_order,
+                    planner_hint=hint,
+                ),
                 on_progress=lambda n: bar.advance(task, n),
             )
     except (DataError, ValueError) as exc:

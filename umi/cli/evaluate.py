@@ -170,7 +170,7 @@ def subset(
 
 @eval_app.command()
 def baseline(
-    kind: str = typer.Option(..., "--kind", help="gold, first-tool or lexical"),
+    kind: str = typer.Option(..., "--kind", help="gold, first-tool, first-uncalled or lexical"),
     data: Path = typer.Option(..., "--data"),
     out: Path = typer.Option(..., "--out"),
     limit: int | None = typer.Option(None, "--limit"),

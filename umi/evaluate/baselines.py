@@ -1,5 +1,6 @@
 """Reference predictions of our own, no model: gold (must score 100/100/0/100/100), "always call the first tool with
-{}", and "call the tool whose document best matches the query (BM25), not yet called, with {}".
+{}", "call the first tool not yet called with {}" (the first name of the planner hint, prompt budget rule 5), and
+"call the tool whose document best matches the query (BM25), not yet called, with {}".
 
 Why the lexical one: the first-tool floor says what class balance alone scores; the lexical baseline says what
 plain word overlap between the user's query and the tool documents scores at choosing the API — the part of the
@@ -21,7 +22,15 @@ from umi.format import caller_text, parse_action, planner_text, step_text
 from umi.format.relevance import query_of, relevance_order
 from umi.schema import Step
 
-BASELINES = ("gold", "first-tool", "lexical")
+BASELINES = ("gold", "first-tool", "first-uncalled", "lexical")
+
+
+def first_uncalled(step: Step) -> str | None:
+    """The first tool in the given order that the history has not called (the first tool when every one has been);
+    None when the task has no tools. What a planner that always names the hint's first API would call."""
+    tools = [t.Name for t in step.tools if t.Name != "Finish"]
+    called = {parse_action(t.value)[0] for t in step.history if t.role == "caller"}
+    return next((name for name in tools if name not in called), tools[0] if tools else None)
 
 
 def lexical_choice(step: Step) -> str | None:
@@ -65,7 +74,12 @@ def write_baseline(
                 pred = ref
             else:
                 first = trajectories[s.traj].tool_names[0] if trajectories[s.traj].tools else "none"
-                api = (lexical_choice(s) or "none") if kind == "lexical" else first
+                if kind == "lexical":
+                    api = lexical_choice(s) or "none"
+                elif kind == "first-uncalled":
+                    api = first_uncalled(s) or "none"
+                else:
+                    api = first
                 pred = step_text(planner_text(None, "caller"), caller_text(api, "{}"), "caller")
             f.write(json.dumps({"traj": s.traj, "step": s.step, "reference": ref, "prediction": pred}) + "\n")
     (out / "run.json").write_text(

@@ -19,6 +19,12 @@ The rule, in order (each step is deterministic and needs no tokenizer, so it can
    most `max_chars` characters; the instruction, the tool documents and every thought and call stay. A history
    that cannot fit even with every observation dropped is returned fully reduced (the engine reports the rest).
 
+5. **Planner hint** (`planner_hint`, off by default; not part of the released format): the planner's prompt ends
+   its history with one line naming the APIs the episode has not called yet, in the order the documents are listed
+   (`HINT_HEAD` + names). The trained planners' measured failure is naming the previous call's API again; the line
+   puts the state they lose track of right before their turn. It sits after the history, so rows of one trajectory
+   still share their prefix (packing, prompt caches); the caller's, summarizer's and backbone's prompts are unchanged.
+
 Characters, not tokens: the budget must give the same bytes wherever it is applied, with or without the
 model's tokenizer; for SmolLM2's tokenizer the α-UMi rows average about 3.2 characters a token.
 """
@@ -51,6 +57,8 @@ class PromptBudget:
     compact_docs: bool = True
     #: "given" (the data's order) or "query" (most relevant to the user's query first, rule 3).
     tool_order: str = "given"
+    #: Rule 5: the planner's prompt names the APIs not called yet after the history.
+    planner_hint: bool = False
 
     def __post_init__(self) -> None:
         if self.tool_order not in TOOL_ORDERS:
@@ -74,6 +82,20 @@ class PromptBudget:
 
 #: The default budget of `umi data build --budget` and the shipped roles: about 1,900 SmolLM2 tokens of prompt.
 DEFAULT_BUDGET = PromptBudget()
+
+
+#: How the planner hint's line starts (rule 5).
+HINT_HEAD = "APIs not called yet: "
+
+
+def planner_hint(tools: Sequence[ToolDoc], history: Sequence[Turn | dict[str, Any]]) -> str:
+    """Rule 5's line (with its leading newline): the names of `tools`, in their order, that no caller turn of
+    `history` has called; `none` when every one has been."""
+    from umi.format.parse import parse_action
+
+    called = {parse_action(t.value)[0] for t in map(_as_turn, history) if t.role == "caller"}
+    names = [d.Name for d in tools if d.Name not in called]
+    return "\n" + HINT_HEAD + (", ".join(names) if names else "none") + "."
 
 
 def _cut(text: str, limit: int | None) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from umi.format.budget import PromptBudget, budget_docs, budget_history
-from umi.format.docs import ToolLike, render_docs, render_tool_names
+from umi.format.budget import PromptBudget, budget_docs, budget_history, planner_hint
+from umi.format.docs import ToolLike, render_docs, render_tool_names, to_tool_doc
 from umi.format.history import TurnLike, serialize_backbone_history, serialize_history
 from umi.format.templates import (
     BACKBONE_CUE,
@@ -22,9 +22,10 @@ from umi.format.templates import (
 )
 
 
-def _planner(tools: Sequence[ToolLike], history: Sequence[TurnLike], family: str) -> str:
+def _planner(tools: Sequence[ToolLike], history: Sequence[TurnLike], family: str, hint: bool = False) -> str:
     t = templates_for(family)
-    return t.planner.format(doc=render_docs(tools), history=serialize_history(history)) + PLANNER_CUE
+    text = serialize_history(history) + (planner_hint([to_tool_doc(x) for x in tools], history) if hint else "")
+    return t.planner.format(doc=render_docs(tools), history=text) + PLANNER_CUE
 
 
 def _caller(tools: Sequence[ToolLike], history: Sequence[TurnLike], thought: str, family: str) -> str:
@@ -62,8 +63,9 @@ def planner_prompt(
     """What the planner sees: tool docs and the whole history, then ` assistant: ` (under `budget` if given)."""
     if budget is None:
         return _planner(tools, history, family)
-    docs = budget_docs(tools, budget, history)
-    return _planner(docs, budget_history(history, lambda h: _planner(docs, h, family), budget), family)
+    docs, hint = budget_docs(tools, budget, history), budget.planner_hint
+    fitted = budget_history(history, lambda h: _planner(docs, h, family, hint), budget)
+    return _planner(docs, fitted, family, hint)
 
 
 def caller_prompt(
