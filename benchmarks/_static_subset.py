@@ -84,6 +84,8 @@ class Config:
     #: The caller's (and backbone's) grammar may call only this many tools, the most relevant to the query not
     #: called yet (`umi.format.relevance.shortlist`); 0: every tool.
     shortlist: int = 0
+    #: The caller's grammar names only the APIs the planner's thought names (`umi.format.relevance.thought_tools`).
+    follow_thought: bool = False
     #: Skip the planner: the caller and summarizer get the planner turns kept from this configuration's run (the
     #: same planner, greedy; `umi eval static --planner-from`).
     planner_from: str | None = None
@@ -331,6 +333,8 @@ def _run_one(cfg: Config, args: argparse.Namespace, keys: list[StepKey]) -> None
             raise SystemExit(f"{cfg.name}: tool_order needs roles with a prompt budget")
         roles.prompt_budget = {**roles.prompt_budget, "tool_order": cfg.tool_order}
     roles.set_shortlist(cfg.shortlist)
+    if cfg.follow_thought and roles.caller is not None:
+        roles.caller.follow_thought = True
     run = run_static(
         args.data,
         roles,

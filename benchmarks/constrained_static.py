@@ -54,6 +54,36 @@ CONFIGS = [
     FIRST_UNCALLED,
     LEXICAL,
     Config(
+        "glpft2-follow-q8",
+        "embedded-glpft",
+        True,
+        "shipped GLPFT roles (planner, caller 2 epochs), the caller's grammar limited to the APIs its planner's "
+        "thought names (planner's turns kept from the row without it), constrained, Q8_0 base (llama.cpp)",
+        quant="Q8_0",
+        follow_thought=True,
+        planner_from="glpft2-constrained-q8",
+    ),
+    Config(
+        "glpft2-gold-thought-follow-q8",
+        "embedded-glpft",
+        True,
+        "diagnostic: shipped caller (2 epochs) given the gold thought, its grammar limited to the APIs the thought "
+        "names, Q8_0 base (llama.cpp)",
+        quant="Q8_0",
+        gold_thought=True,
+        follow_thought=True,
+    ),
+    Config(
+        "glpft-hint-follow-q8",
+        "glpft-hint",
+        True,
+        "GLPFT roles with the planner-hint planner, the caller's grammar limited to the APIs the thought names "
+        "(planner's turns kept likewise), constrained, Q8_0 base (llama.cpp)",
+        quant="Q8_0",
+        follow_thought=True,
+        planner_from="glpft-hint-constrained-q8",
+    ),
+    Config(
         "glpft-hint-constrained-q8",
         "glpft-hint",
         True,

@@ -131,3 +131,21 @@ def test_a_looped_api_leaves_the_callers_grammar(repeat_limit: int, tmp_path) ->
     else:  # no loop yet by this limit: the grammar keeps every API and the model makes its third copy
         assert calls[2] == calls[0]
         assert all("left_out" not in r["parsed"] for r in callers)
+
+
+def test_a_caller_that_follows_its_thought_may_call_only_the_apis_the_thought_names() -> None:
+    """`follow_thought` on the caller's binding: its choices are the APIs the planner's turn names (the looped ones
+    still left out), every tool when the turn names none; off, every tool."""
+    from umi.schema import Turn
+
+    roles = make_roles([THOUGHT])
+    agent = MultiLLMAgent(roles, TOOLS, Echo(), max_steps=1, constrain=True)
+    history = [Turn(role="user", value=QUERY), Turn(role="assistant", value=THOUGHT)]
+    caller = roles.get("caller")
+    assert [d.Name for d in agent.choices(caller, history)] == [t.Name for t in TOOLS]
+    caller.follow_thought = True
+    assert [d.Name for d in agent.choices(caller, history)] == ["exchange_rate_for_fx"]
+    vague = [Turn(role="user", value=QUERY), Turn(role="assistant", value="I will look it up. Next: caller.")]
+    assert [d.Name for d in agent.choices(caller, vague)] == [t.Name for t in TOOLS]
+    calls = [ToolCall(name="exchange_rate_for_fx", arguments={})] * agent.repeat_limit
+    assert "exchange_rate_for_fx" not in [d.Name for d in agent.choices(caller, history, calls)]

@@ -73,3 +73,16 @@ def test_a_shortlist_keeps_the_k_most_relevant_tools_not_called_yet_in_the_docum
     assert "search_songs_for_shazam" not in [t.Name for t in shortlist(called, tools, 2)]  # moved after the rest
     assert [t.Name for t in shortlist(called, TOOLS[1:2], 1)] == ["search_songs_for_shazam"]  # nothing else left
     assert shortlist(called, tools, 0) == tools
+
+
+def test_thought_tools_are_the_apis_the_thought_names_as_whole_words() -> None:
+    from umi.format.relevance import thought_tools
+    from umi.schema import ToolDoc
+
+    tools = [ToolDoc(Name=n, function="", input={}) for n in ("search", "search_songs", "albums_for_x", "rate")]
+    assert [t.Name for t in thought_tools('I will call "search_songs" and then albums_for_x.', tools)] == [
+        "search_songs",
+        "albums_for_x",
+    ]  # `search` only occurs inside `search_songs`
+    assert [t.Name for t in thought_tools("Call search, not the rate API.", tools)] == ["search", "rate"]
+    assert thought_tools("I will look for the songs first.", tools) == tools  # names none: every tool

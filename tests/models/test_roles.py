@@ -254,3 +254,19 @@ def test_a_manifests_role_entry_carries_its_shortlist_to_the_role(tmp_path: Path
     for rc in (llamacpp_manifest_config(path, base_quant=None), manifest_config(path)):
         assert rc.config["roles"]["caller"]["shortlist"] == 3
         assert "shortlist" not in rc.config["roles"]["planner"]
+
+
+def test_follow_thought_binds_the_caller_only(tiny_llama: Path) -> None:
+    """`follow_thought = true` in a role table reaches the caller's binding; on another role, or not a boolean, it is
+    refused with the rule, before any model loads."""
+    config: dict = {  # type: ignore[type-arg]
+        "engines": {"s": {"kind": "transformers", "model": str(tiny_llama)}},
+        "roles": {"planner": {"engine": "s"}, "caller": {"engine": "s", "follow_thought": True}},
+    }
+    roles = load_roles(config)
+    assert roles.caller is not None and roles.caller.follow_thought
+    assert roles.planner is not None and not roles.planner.follow_thought
+    for role, value in (("planner", True), ("caller", "yes")):
+        bad = {**config, "roles": {**config["roles"], role: {"engine": "s", "follow_thought": value}}}
+        with pytest.raises(EngineError, match="only the caller follows a planner's thought"):
+            load_roles(bad)

@@ -23,7 +23,7 @@ from umi.format import (
 )
 from umi.format.docs import ToolLike
 from umi.format.grammar import role_grammar
-from umi.format.relevance import shortlist
+from umi.format.relevance import shortlist, thought_tools
 from umi.models.base import Completion, CostLedger, GenerationParams
 from umi.models.roles import RoleBinding, Roles
 from umi.schema import ToolDoc, ToolSpec, Turn
@@ -124,7 +124,8 @@ class AgentBase:
         self, binding: RoleBinding, history: Sequence[Turn] = (), calls: Sequence[ToolCall] = ()
     ) -> list[ToolLike]:
         """The tools a constrained caller (or backbone) may name at this step: every tool less the APIs the
-        episode looped on (`looped`), then the binding's shortlist.
+        episode looped on (`looped`), then, for a caller that follows its thought, those the planner's thought names
+        (`thought_tools`; all of them when it names none of them), then the binding's shortlist.
 
         Why: refusing a repeat after the fact (`_execute`) only tells the planner, and a 135M planner reads the
         refusal and names the same API again (the demo's music scenario did so until its step budget ran out).
@@ -132,6 +133,8 @@ class AgentBase:
         asks for. Unconstrained roles keep the refusal alone."""
         looped = self.looped(history, calls)
         tools = [t for t, d in zip(self.tools, self.docs, strict=True) if d.Name not in looped]
+        if binding.follow_thought and history and history[-1].role == "assistant":  # the caller's planner turn
+            tools = thought_tools(history[-1].value, tools)
         return shortlist(history, tools, binding.shortlist)  # all of them unless the binding has a shortlist
 
     def _left_out(

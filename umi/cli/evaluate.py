@@ -51,6 +51,12 @@ def static(
         help="Diagnostic: skip the planner; the caller and summarizer get the gold planner turn (Plan ACC is 100).",
     ),
     shortlist: int | None = shortlist_option(),
+    follow_thought: bool = typer.Option(
+        False,
+        "--follow-thought",
+        help="The caller's grammar may call only the APIs the planner's thought names (every API when it names "
+        "none; umi.format.relevance.thought_tools). Default: the role configuration's.",
+    ),
     planner_from: Path | None = typer.Option(
         None,
         "--planner-from",
@@ -77,6 +83,8 @@ def static(
         bound = load_roles(roles) if roles else default_roles(lanes=min(lanes, batch_size))
         if shortlist is not None:
             bound.set_shortlist(shortlist)
+        if follow_thought and bound.caller is not None:
+            bound.caller.follow_thought = True
         with task_bar("static eval", rate=True) as bar:
             task = bar.add_task("steps", total=None, rate="")
             import time

@@ -24,7 +24,7 @@ from umi.format import (
     summarizer_prompt,
 )
 from umi.format.grammar import role_grammar
-from umi.format.relevance import shortlist
+from umi.format.relevance import shortlist, thought_tools
 from umi.models.base import Completion, CostLedger, GenerationParams
 from umi.models.binding import RoleBinding, Roles
 from umi.schema import Step, Turn
@@ -43,14 +43,19 @@ def complete_constrained(
     *,
     family: str,
     constrain: bool,
+    thoughts: Sequence[str] | None = None,
 ) -> list[Completion]:
     """`binding.complete` with each step's role grammar when `constrain` (and the role allows it): prompts that
-    share a grammar (the same tools) go to the engine together, results come back in order."""
+    share a grammar (the same tools) go to the engine together, results come back in order. `thoughts` (the
+    caller's: each step's planner thought) limit a caller that follows its thought (`thought_tools`)."""
     if not (constrain and binding.constrain):
         return binding.complete(prompts, params)
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(steps):
-        groups.setdefault(role_grammar(role, shortlist(s.history, s.tools, binding.shortlist), family), []).append(i)
+        tools = list(s.tools)
+        if binding.follow_thought and thoughts is not None:
+            tools = thought_tools(thoughts[i], tools)
+        groups.setdefault(role_grammar(role, shortlist(s.history, tools, binding.shortlist), family), []).append(i)
     out: dict[int, Completion] = {}
     for grammar, idx in groups.items():
         done = binding.complete([prompts[i] for i in idx], replace(params, grammar=grammar))  # enforced or raises
@@ -89,10 +94,19 @@ def _fill(
     *,
     family: str,
     constrain: bool,
+    thoughts: Sequence[str] | None = None,
 ) -> None:
-    """Run `role` on the steps `idx` (their `prompts`), cost it, and put each stripped text into `outputs`."""
+    """Run `role` on the steps `idx` (their `prompts`; `thoughts`: the planner's, one per step of `idx`), cost it,
+    and put each stripped text into `outputs`."""
     done = complete_constrained(
-        role, roles.get(role), prompts, [steps[i] for i in idx], params, family=family, constrain=constrain
+        role,
+        roles.get(role),
+        prompts,
+        [steps[i] for i in idx],
+        params,
+        family=family,
+        constrain=constrain,
+        thoughts=thoughts,
     )
     ledger.add(role, done)
     for i, c in zip(idx, done, strict=True):
@@ -153,7 +167,19 @@ def predict_multi(
             )
             for i in call_idx
         ]
-        _fill(outputs, "caller", call_idx, prompts, roles, steps, params, ledger, family=family, constrain=constrain)
+        _fill(
+            outputs,
+            "caller",
+            call_idx,
+            prompts,
+            roles,
+            steps,
+            params,
+            ledger,
+            family=family,
+            constrain=constrain,
+            thoughts=[thoughts[i] for i in call_idx],
+        )
     if sum_idx:
         prompts = [
             summarizer_prompt([*steps[i].history, _assistant(thoughts[i])], family=family, budget=budget)

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from umi.format.docs import ToolLike, to_tool_doc
 from umi.format.parse import parse_action
+
+_Tool = TypeVar("_Tool", bound=ToolLike)
 
 
 def words(text: str) -> list[str]:
@@ -80,3 +82,19 @@ def shortlist(history: Sequence[Any], tools: Sequence[ToolLike], k: int) -> list
     ranked = [i for i in ranked if names[i] not in called] + [i for i in ranked if names[i] in called]
     keep = set(ranked[:k])
     return [t for i, t in enumerate(tools) if i in keep]  # the documents' own order: one grammar per set
+
+
+def thought_tools(thought: str, tools: Sequence[_Tool]) -> list[_Tool]:
+    """The tools a caller that follows its planner may call: those whose exact name the thought writes as a whole
+    word (not inside a longer name), in the documents' order; every tool when the thought names none.
+
+    Why: the caller's job is to turn the planner's thought into a call, yet the trained callers call the previous
+    call's API against a thought that names another (given the gold thought, 13 of the 38 later call steps whose
+    thought names a new API, counted from the kept predictions of `glpft2-gold-thought-q8`). Limiting the grammar to the
+    named APIs makes the call the planner's choice."""
+    import re
+
+    named = [
+        t for t in tools if re.search(rf"(?<![A-Za-z0-9_]){re.escape(to_tool_doc(t).Name)}(?![A-Za-z0-9_])", thought)
+    ]
+    return named or list(tools)

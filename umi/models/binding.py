@@ -32,6 +32,9 @@ class RoleBinding:
     #: The caller's (or backbone's) tool shortlist under its grammar (`umi.format.relevance.shortlist`): the API
     #: alternatives are the `shortlist` tools ranked most relevant to the query, not called yet; 0: every tool.
     shortlist: int = 0
+    #: The caller's grammar names only the APIs its planner's thought names (`umi.format.relevance.thought_tools`;
+    #: every tool when the thought names none). False: every tool.
+    follow_thought: bool = False
 
     def complete(self, prompts: Sequence[str], params: GenerationParams) -> list[Completion]:
         """The engine's completions; with a grammar, every one must say the engine enforced it (never silently

@@ -91,6 +91,12 @@ def bind_roles(rc: RoleConfig) -> Roles:
                 f"{where}: role {role!r} has shortlist = {k!r}; a shortlist is a whole number >= 0 (0: every tool) "
                 "and only the caller and the backbone call tools"
             )
+        follow = spec.get("follow_thought", False)
+        if not isinstance(follow, bool) or (follow and role != "caller"):
+            raise EngineError(
+                f"{where}: role {role!r} has follow_thought = {follow!r}; it is true or false, and only the caller "
+                "follows a planner's thought"
+            )
         if engine_name not in engines_cfg:
             raise EngineError(f"{where}: role {role!r} names engine {engine_name!r}, which is not defined")
         table = dict(engines_cfg[engine_name])
@@ -121,6 +127,7 @@ def bind_roles(rc: RoleConfig) -> Roles:
             cache_key=cache_keys[role],
             constrain=bool(spec.get("constrain", True)),
             shortlist=int(spec.get("shortlist", 0)),
+            follow_thought=bool(spec.get("follow_thought", False)),
         )
         setattr(roles, role, binding)
     return roles

@@ -22,6 +22,8 @@ engine = "base"
 adapter = "caller"
 shortlist = 3                     # optional (caller, backbone): the grammar may call only the 3 tools most
                                   # relevant to the query, not called yet (`umi.format.relevance.shortlist`)
+follow_thought = true             # optional (caller): the grammar may call only the APIs the planner's thought
+                                  # names (`umi.format.relevance.thought_tools`)
 ```
 
 CLI flags lay roles over a configuration: `--planner/--caller/--summarizer/--backbone [KIND:]MODEL[#ADAPTER]`
@@ -148,8 +150,9 @@ def manifest_config(path: Path, *, dtype: str | None = None) -> RoleConfig:
 
 
 def _decoding(spec: dict[str, Any]) -> dict[str, Any]:
-    """The decoding settings a manifest's role entry may carry into its role table (`constrain`, `shortlist`)."""
-    return {k: spec[k] for k in ("constrain", "shortlist") if k in spec}
+    """The decoding settings a manifest's role entry may carry into its role table (`constrain`, `shortlist`,
+    `follow_thought`)."""
+    return {k: spec[k] for k in ("constrain", "shortlist", "follow_thought") if k in spec}
 
 
 def llamacpp_manifest_config(
