@@ -137,6 +137,7 @@ def run_static(
                 "gold_thought": gold_thought,
                 "planner_from": None if planner_from is None else str(Path(planner_from).resolve()),
                 "shortlist": max((b.shortlist for b in roles.bound().values()), default=0),
+                "follow_thought": roles.caller is not None and roles.caller.follow_thought,
                 "steps": len(steps),
             },
             indent=2,
