@@ -18,8 +18,8 @@ from umi.data.io import load_trajectories
 from umi.data.rows import iter_steps
 from umi.evaluate.static import reference_text
 from umi.evaluate.steps import StepKey, select_steps
-from umi.format import caller_text, parse_action, planner_text, step_text
-from umi.format.relevance import query_of, relevance_order
+from umi.format import caller_text, planner_text, step_text
+from umi.format.relevance import called_apis, query_of, relevance_order
 from umi.schema import Step
 
 BASELINES = ("gold", "first-tool", "first-uncalled", "lexical")
@@ -29,7 +29,7 @@ def first_uncalled(step: Step) -> str | None:
     """The first tool in the given order that the history has not called (the first tool when every one has been);
     None when the task has no tools. What a planner that always names the hint's first API would call."""
     tools = [t.Name for t in step.tools if t.Name != "Finish"]
-    called = {parse_action(t.value)[0] for t in step.history if t.role == "caller"}
+    called = called_apis(step.history)
     return next((name for name in tools if name not in called), tools[0] if tools else None)
 
 
@@ -41,7 +41,7 @@ def lexical_choice(step: Step) -> str | None:
     if not tools:
         return None
     ranked = [tools[i].Name for i in relevance_order(query_of(step.history), tools)]
-    called = {parse_action(t.value)[0] for t in step.history if t.role == "caller"}
+    called = called_apis(step.history)
     return next((name for name in ranked if name not in called), ranked[0])
 
 

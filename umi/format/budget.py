@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from umi.format.docs import ToolLike, to_tool_doc
-from umi.format.relevance import query_of, relevance_order
+from umi.format.relevance import called_apis, query_of, relevance_order
 from umi.schema import ToolDoc, Turn
 
 TOOL_ORDERS = ("given", "query")
@@ -88,13 +88,11 @@ DEFAULT_BUDGET = PromptBudget()
 HINT_HEAD = "APIs not called yet: "
 
 
-def planner_hint(tools: Sequence[ToolDoc], history: Sequence[Turn | dict[str, Any]]) -> str:
+def planner_hint(tools: Sequence[ToolLike], history: Sequence[Turn | dict[str, Any]]) -> str:
     """Rule 5's line (with its leading newline): the names of `tools`, in their order, that no caller turn of
     `history` has called; `none` when every one has been."""
-    from umi.format.parse import parse_action
-
-    called = {parse_action(t.value)[0] for t in map(_as_turn, history) if t.role == "caller"}
-    names = [d.Name for d in tools if d.Name not in called]
+    called = called_apis(history)
+    names = [n for n in (to_tool_doc(t).Name for t in tools) if n not in called]
     return "\n" + HINT_HEAD + (", ".join(names) if names else "none") + "."
 
 

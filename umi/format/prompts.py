@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from umi.format.budget import PromptBudget, budget_docs, budget_history, planner_hint
-from umi.format.docs import ToolLike, render_docs, render_tool_names, to_tool_doc
+from umi.format.docs import ToolLike, render_docs, render_tool_names
 from umi.format.history import TurnLike, serialize_backbone_history, serialize_history
 from umi.format.templates import (
     BACKBONE_CUE,
@@ -24,7 +24,7 @@ from umi.format.templates import (
 
 def _planner(tools: Sequence[ToolLike], history: Sequence[TurnLike], family: str, hint: bool = False) -> str:
     t = templates_for(family)
-    text = serialize_history(history) + (planner_hint([to_tool_doc(x) for x in tools], history) if hint else "")
+    text = serialize_history(history) + (planner_hint(tools, history) if hint else "")
     return t.planner.format(doc=render_docs(tools), history=text) + PLANNER_CUE
 
 

@@ -92,8 +92,6 @@ def thought_tools(thought: str, tools: Sequence[_Tool]) -> list[_Tool]:
     call's API against a thought that names another (given the gold thought, 13 of the 38 later call steps whose
     thought names a new API, counted from the kept predictions of `glpft2-gold-thought-q8`). Limiting the grammar to the
     named APIs makes the call the planner's choice."""
-    import re
-
     named = [
         t for t in tools if re.search(rf"(?<![A-Za-z0-9_]){re.escape(to_tool_doc(t).Name)}(?![A-Za-z0-9_])", thought)
     ]
